@@ -1,0 +1,11 @@
+export { MessageServer } from './server';
+export type { ServerAddress, ServerStats, ServerEvents, CloseOptions, CloseReport, LogEntry, RecoveredInfo } from './server';
+export { MessageClient } from './client';
+export type { ClientOptions, AckResult, SendOptions } from './client';
+export { readLog, verifyLog, LogCorruptError } from './log-reader';
+export type { VerifyResult, ReadLogOptions } from './log-reader';
+export type { LogRecord } from './record';
+export { resolveConfig, ConfigError, DEFAULTS } from './config';
+export type { ServerOptions, ResolvedConfig, AckMode, FsyncPolicy, FileFormat, Protocol } from './config';
+export { AckError, ServerError, ConnectionClosedError } from './errors';
+export { ProtocolError, AckStatus, ErrCode } from './codec';

@@ -1,0 +1,120 @@
+// Loads the native addon (a prebuild from prebuilds/, or build/Release after a
+// source build) and describes its interface. MSGSERVER_ADDON points at another
+// build (the sanitizer builds use it).
+import * as path from 'node:path';
+
+export interface NativeOptions {
+  host: string;
+  port: number;
+  serviceThreads: number;
+  ackMode: string;
+  filePath: string;
+  fsync: string;
+  fsyncIntervalMs: number;
+  repair: boolean;
+  batchMaxMessages: number;
+  batchMaxBytes: number;
+  batchMaxDelayMs: number;
+  maxMessageBytes: number;
+  maxConnections: number;
+  idleTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  frameTimeoutMs: number;
+  maxQueueBytes: number;
+}
+
+export interface NativeEvent {
+  type: 'log' | 'recovered' | 'error';
+  level: string;
+  message: string;
+  a: number;
+  b: number;
+  c: number;
+}
+
+export interface NativeThreadStats {
+  connections: number;
+  accepted: number;
+  messagesIn: number;
+  bytesIn: number;
+  batchesPushed: number;
+}
+
+export interface NativeStats {
+  connections: number;
+  connectionsAccepted: number;
+  connectionsRejected: number;
+  acceptErrors: number;
+  messagesIn: number;
+  bytesIn: number;
+  acks: number[];
+  errors: number[];
+  ackFrames: number;
+  batchesPushed: number;
+  readCalls: number;
+  pausedForQueue: number;
+  queueBytes: number;
+  queueBatches: number;
+  writerBatches: number;
+  writes: number;
+  recordsWritten: number;
+  bytesWritten: number;
+  fsyncs: number;
+  syncedRecords: number;
+  writeErrors: number;
+  failedRecords: number;
+  lastSeq: number;
+  tornBytesCut: number;
+  threads: NativeThreadStats[];
+}
+
+export interface StopReport {
+  unackedConnections: number;
+  timedOut: boolean;
+}
+
+export interface NativeEngine {
+  /** Binds and opens the file; returns the bound port. Throws on failure. */
+  start(): number;
+  stop(timeoutMs: number): Promise<StopReport | undefined>;
+  stats(): NativeStats | Record<string, never>;
+}
+
+export interface NativeAddon {
+  Engine: new (opts: NativeOptions, onEvent: (ev: NativeEvent) => void) => NativeEngine;
+  sourceHash: string;
+  crc32cHardware: boolean;
+}
+
+let addon: NativeAddon | undefined;
+
+export function loadAddon(): NativeAddon {
+  if (addon) return addon;
+  const override = process.env.MSGSERVER_ADDON;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    addon = override ? require(path.resolve(override)) : require('node-gyp-build')(path.join(__dirname, '..'));
+  } catch (err) {
+    throw new Error(explainLoadError(err as Error), { cause: err });
+  }
+  return addon!;
+}
+
+// Says what is wrong and how to fix it, instead of a bare dlopen message.
+function explainLoadError(err: Error): string {
+  const msg = err.message || String(err);
+  const where = `${process.platform}-${process.arch}`;
+  if (/libevent[^ ]*\.so/.test(msg)) {
+    return (
+      `msgserver: the native addon needs libevent's runtime library, which is missing (${msg.split('\n')[0]}). ` +
+      `Install it: apt-get install libevent-2.1-7 (Debian/Ubuntu).`
+    );
+  }
+  if (/No native build was found/.test(msg)) {
+    return (
+      `msgserver: no prebuilt binary for ${where} and no local build. ` +
+      `Build from source: apt-get install libevent-dev cmake g++ && npm rebuild msgserver`
+    );
+  }
+  return `msgserver: cannot load the native addon for ${where}: ${msg.split('\n')[0]}`;
+}

@@ -1,0 +1,353 @@
+#include "file_writer.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+#include "batch.h"
+#include "codec.h"
+#include "engine.h"
+#include "record.h"
+#include "service_loop.h"
+#include "time_util.h"
+
+namespace msgs {
+
+namespace {
+
+std::string dir_of(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// A new directory entry is durable only once its directory is synced.
+void sync_dir(const std::string& path) {
+  int dfd = ::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return;
+  fsync(dfd);
+  close(dfd);
+}
+
+// Highest sequence number among the decodable records of p[0, n).
+uint64_t max_seq_after(const uint8_t* p, size_t n) {
+  uint64_t best = 0;
+  size_t off = 0;
+  while (off < n) {
+    record::View v;
+    if (record::decode(p + off, n - off, &v) == record::Decode::kOk) {
+      if (v.seq > best) best = v.seq;
+      off += v.size;
+    } else {
+      off++;
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+FileWriter::FileWriter(Engine& engine) : engine_(engine) {}
+
+FileWriter::~FileWriter() {
+  join();
+  if (fd_ >= 0) close(fd_);
+  std::free(buf_);
+}
+
+void FileWriter::open() {
+  path_ = engine_.config().file_path;
+  fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw std::runtime_error("cannot open " + path_ + ": " + strerror(errno));
+  struct stat st;
+  if (fstat(fd_, &st) != 0) throw std::runtime_error("cannot stat " + path_ + ": " + strerror(errno));
+  if (st.st_size == 0) {
+    write_header();
+  } else {
+    recover(static_cast<uint64_t>(st.st_size));
+  }
+  ensure_capacity(engine_.config().batch_max_bytes + 64 * 1024);
+  wake_.assign(engine_.service_count(), 0);
+  last_sync_ms_ = monotonic_ms();
+}
+
+void FileWriter::write_header() {
+  uint8_t h[record::kFileHeaderSize];
+  record::encode_file_header(h);
+  if (ftruncate(fd_, 0) != 0 || pwrite(fd_, h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) {
+    throw std::runtime_error("cannot write " + path_ + ": " + strerror(errno));
+  }
+  fdatasync(fd_);
+  sync_dir(path_);
+  offset_ = sizeof h;
+  seq_ = 0;
+}
+
+// Scans the whole file: a torn tail (nothing valid after the first bad byte)
+// is cut; corruption with valid records after it stops the start, unless
+// repair is set, which keeps the damaged file aside and starts a clean one.
+void FileWriter::recover(uint64_t size) {
+  void* map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd_, 0);
+  if (map == MAP_FAILED) throw std::runtime_error("cannot read " + path_ + ": " + strerror(errno));
+  const uint8_t* p = static_cast<const uint8_t*>(map);
+  record::Scan s = record::scan(p, size);
+  uint64_t seq_after = s.corrupt ? max_seq_after(p + s.next_valid, size - s.next_valid) : 0;
+  munmap(map, size);
+
+  if (!s.header_ok) {
+    uint8_t h[record::kFileHeaderSize];
+    record::encode_file_header(h);
+    // A header cut short by a crash while the file was being created.
+    uint8_t got[record::kFileHeaderSize];
+    ssize_t n = pread(fd_, got, sizeof got, 0);
+    if (size < sizeof h && n == static_cast<ssize_t>(size) && memcmp(got, h, size) == 0) {
+      write_header();
+      return;
+    }
+    throw std::runtime_error(path_ + " is not a msgserver log (bad file header); refusing to append to it");
+  }
+  if (s.corrupt) {
+    if (!engine_.config().repair) {
+      throw std::runtime_error(path_ + ": corrupt record at byte offset " + std::to_string(s.valid_end) +
+                               " (valid records resume at offset " + std::to_string(s.next_valid) +
+                               "); start with file.repair = true to set the damaged file aside");
+    }
+    std::string aside = path_ + ".corrupt-" + std::to_string(realtime_us() / 1000);
+    if (rename(path_.c_str(), aside.c_str()) != 0) {
+      throw std::runtime_error("cannot move " + path_ + " aside: " + strerror(errno));
+    }
+    close(fd_);
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw std::runtime_error("cannot open " + path_ + ": " + strerror(errno));
+    write_header();
+    seq_ = std::max(s.last_seq, seq_after);
+    engine_.log("warn", path_ + ": corrupt record at byte offset " + std::to_string(s.valid_end) +
+                            "; damaged file kept as " + aside + ", continuing in a clean file after seq " +
+                            std::to_string(seq_));
+    EngineEvent ev{"recovered", "", "repaired: damaged file kept as " + aside, s.valid_end, 0, seq_};
+    engine_.emit(std::move(ev));
+    return;
+  }
+  offset_ = s.valid_end;
+  seq_ = s.last_seq;
+  if (s.torn) {
+    if (ftruncate(fd_, static_cast<off_t>(s.valid_end)) != 0) {
+      throw std::runtime_error("cannot truncate torn tail of " + path_ + ": " + strerror(errno));
+    }
+    fdatasync(fd_);
+    stats.torn_bytes_cut.add(s.tail_bytes);
+    std::string msg = path_ + ": cut a torn tail of " + std::to_string(s.tail_bytes) + " bytes at offset " +
+                      std::to_string(s.valid_end) + " (last good seq " + std::to_string(s.last_seq) + ")";
+    engine_.log("warn", msg);
+    EngineEvent ev{"recovered", "", msg, s.valid_end, s.tail_bytes, s.last_seq};
+    engine_.emit(std::move(ev));
+  }
+  stats.last_seq.add(seq_);
+}
+
+void FileWriter::ensure_capacity(size_t need) {
+  if (buf_cap_ >= need) return;
+  size_t ncap = buf_cap_ ? buf_cap_ : 1 << 20;
+  while (ncap < need) ncap *= 2;
+  void* p = std::realloc(buf_, ncap);
+  if (!p) throw std::bad_alloc();
+  buf_ = static_cast<uint8_t*>(p);
+  buf_cap_ = ncap;
+}
+
+void FileWriter::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void FileWriter::request_stop() {
+  stop_.store(true, std::memory_order_release);
+  notifier_.signal();
+}
+
+void FileWriter::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+// ---------------------------------------------------------------------------
+
+void FileWriter::run() {
+  set_thread_name("msgs-writer");
+  const EngineConfig& cfg = engine_.config();
+  for (;;) {
+    while (MpscNode* n = engine_.queue().pop()) {
+      Batch* b = static_cast<Batch*>(n);
+      // seq_cst: Dekker handshake with a paused service thread (see
+      // ServiceLoop::wait_for_queue_space): lower the count, then look.
+      engine_.queue_bytes().fetch_sub(b->accounted, std::memory_order_seq_cst);
+      engine_.queue_batches().fetch_sub(1, std::memory_order_relaxed);
+      engine_.wake_paused_services();
+      take(b);
+    }
+    uint64_t now = monotonic_ms();
+    int timeout = -1;
+    if (buf_len_ > 0 || !ready_.empty()) {
+      if (cfg.batch_max_delay_ms == 0 || now - first_ms_ >= cfg.batch_max_delay_ms) {
+        flush();
+      } else {
+        timeout = static_cast<int>(first_ms_ + cfg.batch_max_delay_ms - now);
+      }
+    }
+    if (cfg.fsync == FsyncPolicy::kInterval && unsynced_records_ > 0) {
+      if (now - last_sync_ms_ >= cfg.fsync_interval_ms) {
+        int err;
+        sync(&err);
+      } else {
+        int left = static_cast<int>(last_sync_ms_ + cfg.fsync_interval_ms - now);
+        timeout = timeout < 0 ? left : std::min(timeout, left);
+      }
+    }
+    // acquire: pairs with request_stop(); every service thread has exited, so
+    // an empty queue now stays empty.
+    if (stop_.load(std::memory_order_acquire) && engine_.queue().empty()) {
+      flush();
+      int err;
+      if (unsynced_records_ > 0) sync(&err);
+      break;
+    }
+    notifier_.prepare_sleep();
+    if (!engine_.queue().empty() || stop_.load(std::memory_order_acquire)) {
+      notifier_.cancel_sleep();
+      continue;
+    }
+    notifier_.wait(timeout);
+  }
+}
+
+// Encodes the batch's messages; flushes whenever the buffer reaches a limit,
+// so one huge batch is written in bounded pieces.
+void FileWriter::take(Batch* b) {
+  const EngineConfig& cfg = engine_.config();
+  stats.batches.add();
+  if (buf_len_ == 0 && ready_.empty()) first_ms_ = monotonic_ms();
+  uint32_t n = static_cast<uint32_t>(b->msgs.size());
+  uint32_t begin = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    MsgRef& m = b->msgs[i];
+    if (m.status != kPending) continue;  // rejected at parse (TOO_LARGE)
+    const uint8_t* name = b->data + m.offset;
+    size_t size = record::record_size(m.name_len, m.payload_len);
+    ensure_capacity(buf_len_ + size);
+    buf_len_ += record::encode(buf_ + buf_len_, ++seq_, b->time_us, m.client_id, m.msg_id, name, m.name_len,
+                               name + m.name_len, m.payload_len);
+    buf_msgs_++;
+    if (buf_msgs_ >= cfg.batch_max_messages || buf_len_ >= cfg.batch_max_bytes) {
+      spans_.push_back(Span{b, begin, i + 1});
+      begin = i + 1;
+      flush();
+    }
+  }
+  spans_.push_back(Span{b, begin, n});
+  ready_.push_back(b);
+}
+
+// Stores the buffer, settles every message in it, and hands back the batches
+// that are now complete.
+void FileWriter::flush() {
+  if (buf_len_ > 0) {
+    uint64_t seq_before = seq_ - buf_msgs_;
+    uint64_t good_offset = offset_;
+    int err = 0;
+    bool ok = store(&err);
+    FsyncPolicy policy = engine_.config().fsync;
+    bool sync_now = engine_.config().ack_mode == AckMode::kDurable || policy == FsyncPolicy::kBatch;
+    if (ok && sync_now) ok = sync(&err);
+    if (!ok) rollback(good_offset, seq_before, err);
+    uint8_t status = ok ? wire::kAckOk : wire::kAckWriteFailed;
+    for (const Span& s : spans_) {
+      for (uint32_t i = s.begin; i < s.end; i++) {
+        MsgRef& m = s.batch->msgs[i];
+        if (m.status == kPending) m.status = status;
+      }
+    }
+  }
+  spans_.clear();
+  buf_len_ = 0;
+  buf_msgs_ = 0;
+  complete_ready();
+}
+
+// One pwrite for the whole buffer (a loop only if the kernel takes less).
+bool FileWriter::store(int* err) {
+  size_t off = 0;
+  while (off < buf_len_) {
+    ssize_t n = pwrite(fd_, buf_ + off, buf_len_ - off, static_cast<off_t>(offset_ + off));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      *err = n < 0 ? errno : EIO;
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  offset_ += buf_len_;
+  stats.writes.add();
+  stats.records.add(buf_msgs_);
+  stats.bytes.add(buf_len_);
+  stats.last_seq.v.store(seq_, std::memory_order_relaxed);
+  unsynced_records_ += buf_msgs_;
+  return true;
+}
+
+bool FileWriter::sync(int* err) {
+  if (fdatasync(fd_) != 0) {
+    *err = errno;
+    return false;
+  }
+  stats.fsyncs.add();
+  stats.synced_records.add(unsynced_records_);
+  unsynced_records_ = 0;
+  last_sync_ms_ = monotonic_ms();
+  return true;
+}
+
+// A failed write or fsync: cut the file back to the last good record so it
+// stays valid, give the sequence numbers back, and answer WRITE_FAILED.
+void FileWriter::rollback(uint64_t good_offset, uint64_t seq_before, int err) {
+  if (offset_ != good_offset) {  // stored but not synced: take it back out
+    unsynced_records_ -= buf_msgs_;
+    offset_ = good_offset;
+  }
+  if (ftruncate(fd_, static_cast<off_t>(good_offset)) != 0) {
+    engine_.log("error", "cannot truncate " + path_ + " back to offset " + std::to_string(good_offset) + ": " +
+                             strerror(errno));
+  }
+  stats.write_errors.add();
+  stats.failed_records.add(buf_msgs_);
+  seq_ = seq_before;
+  stats.last_seq.v.store(seq_, std::memory_order_relaxed);
+  uint64_t now = monotonic_ms();
+  if (now - last_error_log_ms_ >= 5000) {  // a full disk fails every batch: log once per interval
+    last_error_log_ms_ = now;
+    engine_.log("error", "cannot write " + path_ + ": " + strerror(err) + "; " + std::to_string(buf_msgs_) +
+                             " messages answered WRITE_FAILED");
+  }
+  EngineEvent ev{"error", "", "cannot write " + path_ + ": " + strerror(err), static_cast<uint64_t>(err), buf_msgs_, 0};
+  engine_.emit(std::move(ev));
+}
+
+void FileWriter::complete_ready() {
+  for (Batch* b : ready_) {
+    engine_.service(b->owner).complete(b);
+    wake_[b->owner] = 1;
+  }
+  ready_.clear();
+  for (uint32_t i = 0; i < wake_.size(); i++) {
+    if (wake_[i]) {
+      wake_[i] = 0;
+      engine_.service(i).notify();
+    }
+  }
+}
+
+}  // namespace msgs

@@ -1,0 +1,77 @@
+// File-writer thread: drains the shared queue, encodes records into one
+// buffer, stores each buffer with one pwrite (then fdatasync when the policy
+// says), and hands the batches back to their service threads, which send the
+// ACKs that waited for the write.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "notifier.h"
+#include "stats.h"
+
+namespace msgs {
+
+class Engine;
+struct Batch;
+
+class FileWriter {
+ public:
+  explicit FileWriter(Engine& engine);
+  ~FileWriter();
+  FileWriter(const FileWriter&) = delete;
+  FileWriter& operator=(const FileWriter&) = delete;
+
+  // Node thread, before start(): opens the file and recovers its tail.
+  // Throws runtime_error("cannot open messages.log: Permission denied").
+  void open();
+  void start();
+  // Producers, after a push.
+  void notify() { notifier_.notify(); }
+  // Node thread, once every service thread has exited: drain, flush, fsync, exit.
+  void request_stop();
+  void join();
+
+  WriterStats stats;
+
+ private:
+  struct Span {
+    Batch* batch;
+    uint32_t begin, end;  // messages [begin, end) of the batch are in buf_
+  };
+
+  void run();
+  void take(Batch* b);
+  void flush();
+  bool store(int* err);
+  bool sync(int* err);
+  void rollback(uint64_t good_offset, uint64_t seq_before, int err);
+  void complete_ready();
+  void recover(uint64_t size);
+  void write_header();
+  void ensure_capacity(size_t need);
+
+  Engine& engine_;
+  Notifier notifier_;
+  std::thread thread_;
+  // release/acquire: everything before request_stop() is seen by the writer.
+  std::atomic<bool> stop_{false};
+  std::string path_;
+  int fd_ = -1;
+  uint64_t offset_ = 0;   // end of the last good record
+  uint64_t seq_ = 0;      // last sequence number given out
+  uint8_t* buf_ = nullptr;
+  size_t buf_len_ = 0, buf_cap_ = 0;
+  uint32_t buf_msgs_ = 0;
+  std::vector<Span> spans_;
+  std::vector<Batch*> ready_;     // fully encoded; handed back after the next flush
+  std::vector<uint8_t> wake_;     // per service thread: has completions to pick up
+  uint64_t first_ms_ = 0;         // when the oldest unflushed message was taken
+  uint64_t last_sync_ms_ = 0;
+  uint64_t unsynced_records_ = 0;
+  uint64_t last_error_log_ms_ = 0;
+};
+
+}  // namespace msgs

@@ -1,0 +1,173 @@
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "codec.h"
+#include "engine.h"
+#include "service_loop.h"
+#include "time_util.h"
+
+namespace msgs {
+
+namespace {
+
+const char* errno_code(int e) {
+  switch (e) {
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EACCES: return "EACCES";
+    case EINVAL: return "EINVAL";
+    default: return "ERROR";
+  }
+}
+
+// Accept errors that mean "out of descriptors": pausing is the cure, retrying
+// at once would spin.
+bool fd_exhausted(int e) { return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM; }
+
+}  // namespace
+
+Listener::Listener(Engine& engine) : engine_(engine) {}
+
+Listener::~Listener() {
+  stop();
+  if (fd_ >= 0 && !listener_) close(fd_);
+}
+
+void Listener::bind() {
+  const EngineConfig& cfg = engine_.config();
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port = std::to_string(cfg.port);
+  int gai = getaddrinfo(cfg.host.c_str(), port.c_str(), &hints, &res);
+  if (gai != 0) {
+    throw std::runtime_error("listen " + cfg.host + ":" + port + ": cannot resolve host: " + gai_strerror(gai));
+  }
+  int err = 0;
+  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) { err = errno; continue; }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0) {
+      fd_ = fd;
+      break;
+    }
+    err = errno;
+    close(fd);
+  }
+  freeaddrinfo(res);
+  if (fd_ < 0) {
+    throw std::runtime_error(std::string("listen ") + errno_code(err) + " " + cfg.host + ":" + port +
+                             ": " + strerror(err));
+  }
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  getsockname(fd_, reinterpret_cast<sockaddr*>(&ss), &len);
+  port_ = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                         : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+}
+
+void Listener::start() {
+  base_ = event_base_new();
+  if (!base_) throw std::runtime_error("event_base_new failed");
+  listener_ = evconnlistener_new(base_, on_accept, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd_);
+  if (!listener_) throw std::runtime_error("evconnlistener_new failed");
+  evconnlistener_set_error_cb(listener_, on_accept_error);
+  stop_event_ = event_new(base_, stop_notifier_.fd(), EV_READ, on_stop, this);
+  event_add(stop_event_, nullptr);
+  resume_event_ = evtimer_new(base_, on_resume, this);
+  thread_ = std::thread([this] {
+    set_thread_name("msgs-listener");
+    event_base_dispatch(base_);
+  });
+}
+
+void Listener::stop() {
+  if (!thread_.joinable()) return;
+  stop_notifier_.signal();
+  thread_.join();
+  evconnlistener_free(listener_);  // closes the listening socket
+  listener_ = nullptr;
+  fd_ = -1;
+  event_free(stop_event_);
+  event_free(resume_event_);
+  event_base_free(base_);
+  base_ = nullptr;
+}
+
+void Listener::on_stop(evutil_socket_t, short, void* arg) {
+  event_base_loopbreak(static_cast<Listener*>(arg)->base_);
+}
+
+void Listener::on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg) {
+  static_cast<Listener*>(arg)->accept_one(fd, addr, len);
+}
+
+void Listener::accept_one(int fd, sockaddr* addr, int len) {
+  stats.accepted.add();
+  // relaxed: the limit is a bound, not a synchronisation point; a few
+  // connections over it for a moment are harmless.
+  uint32_t open = engine_.open_connections().fetch_add(1, std::memory_order_relaxed);
+  if (open >= engine_.config().max_connections) {
+    engine_.open_connections().fetch_sub(1, std::memory_order_relaxed);
+    reject_busy(fd);
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  ServiceLoop& svc = engine_.service(next_service_);
+  next_service_ = (next_service_ + 1) % engine_.service_count();
+  svc.hand_off(fd, addr, static_cast<socklen_t>(len));
+}
+
+void Listener::reject_busy(int fd) {
+  stats.rejected_busy.add();
+  // Read what the client already sent, so that close() does not answer with
+  // a reset that could destroy the ERR before the client reads it.
+  uint8_t sink[4096];
+  while (read(fd, sink, sizeof sink) > 0) {
+  }
+  uint8_t frame[wire::kMaxErrFrameSize];
+  static const char kReason[] = "too many connections";
+  size_t n = wire::encode_err(frame, wire::kErrBusy, kReason, sizeof kReason - 1);
+  ssize_t w = send(fd, frame, n, MSG_NOSIGNAL);
+  (void)w;
+  shutdown(fd, SHUT_WR);
+  close(fd);
+}
+
+void Listener::on_accept_error(evconnlistener* l, void* arg) {
+  Listener* self = static_cast<Listener*>(arg);
+  int e = EVUTIL_SOCKET_ERROR();
+  self->stats.accept_errors.add();
+  uint64_t now = monotonic_ms();
+  if (now - self->last_error_log_ms_ >= 10000) {  // once per interval, not per failure
+    self->last_error_log_ms_ = now;
+    self->engine_.log("error", std::string("accept failed: ") + strerror(e) +
+                                   (fd_exhausted(e) ? "; pausing accepts for 100 ms" : ""));
+  }
+  if (fd_exhausted(e)) {
+    evconnlistener_disable(l);
+    timeval tv{0, 100 * 1000};
+    evtimer_add(self->resume_event_, &tv);
+  }
+}
+
+void Listener::on_resume(evutil_socket_t, short, void* arg) {
+  evconnlistener_enable(static_cast<Listener*>(arg)->listener_);
+}
+
+}  // namespace msgs

@@ -1,0 +1,56 @@
+// Listener thread: one libevent loop with an evconnlistener. It accepts,
+// enforces maxConnections (ERR BUSY, then close), makes the socket
+// non-blocking with TCP_NODELAY, and hands it to the next service thread in
+// round-robin order.
+#pragma once
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include <cstdint>
+#include <string>
+#include <thread>
+
+#include "notifier.h"
+#include "stats.h"
+
+namespace msgs {
+
+class Engine;
+
+class Listener {
+ public:
+  explicit Listener(Engine& engine);
+  ~Listener();
+
+  // Node thread, before start(): creates, binds and listens. Throws
+  // runtime_error("listen EADDRINUSE 127.0.0.1:9000") style messages.
+  void bind();
+  uint16_t port() const { return port_; }
+  void start();
+  // Any thread: closes the listening socket and joins the thread.
+  void stop();
+
+  ListenerStats stats;
+
+ private:
+  static void on_accept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
+  static void on_accept_error(evconnlistener*, void* arg);
+  static void on_stop(evutil_socket_t, short, void* arg);
+  static void on_resume(evutil_socket_t, short, void* arg);
+  void accept_one(int fd, sockaddr* addr, int len);
+  void reject_busy(int fd);
+
+  Engine& engine_;
+  event_base* base_ = nullptr;
+  evconnlistener* listener_ = nullptr;
+  event* stop_event_ = nullptr;
+  event* resume_event_ = nullptr;
+  Notifier stop_notifier_;
+  std::thread thread_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  uint32_t next_service_ = 0;
+  uint64_t last_error_log_ms_ = 0;
+};
+
+}  // namespace msgs

@@ -1,0 +1,657 @@
+#include "service_loop.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "codec.h"
+#include "engine.h"
+#include "file_writer.h"
+#include "time_util.h"
+
+namespace msgs {
+
+namespace {
+constexpr size_t kReadChunk = 256 * 1024;     // most bytes one read takes (fairness)
+constexpr size_t kMaxBlock = 4 * 1024 * 1024; // a batch block this full is pushed mid-pass
+constexpr size_t kLargeFrame = 256 * 1024;    // frames this big are assembled per connection
+constexpr size_t kMaxOutBytes = 1 << 20;      // unsent ACK bytes before we stop reading
+constexpr size_t kKeepInBuffer = 64 * 1024;   // partial-frame buffer kept between frames
+constexpr size_t kPoolSize = 16;
+constexpr uint64_t kLingerMs = 2000;          // after an ERR: wait for the client to close
+constexpr uint64_t kDrainLingerMs = 1000;
+}  // namespace
+
+struct ServiceLoop::Conn {
+  ServiceLoop* owner;
+  int fd;
+  uint32_t slot;
+  uint32_t gen;
+  State state = State::kHello;
+  bool reading = true;
+  bool dirty = false;
+  bool closed = false;        // freed by flush_dirty (it was on the dirty list)
+  bool writing = false;       // write event armed
+  bool shut = false;          // shutdown(SHUT_WR) done
+  uint8_t err_code = 0;
+  uint8_t run_status = 0;
+  uint32_t client_id = 0;
+  uint32_t run_count = 0;     // ACK run being coalesced
+  uint64_t run_last = 0;
+  event* ev_read = nullptr;
+  event* ev_write = nullptr;
+  uint64_t last_activity_ms = 0;
+  uint64_t accepted_ms = 0;
+  uint64_t frame_started_ms = 0;
+  uint64_t linger_until_ms = 0;
+  uint64_t acks_owed = 0;     // parsed, waiting for the writer
+  uint64_t messages = 0;
+  const char* err_reason = nullptr;
+  size_t need_total = 0;      // size of the partial frame, once known
+  uint8_t* in = nullptr;      // partial frame carried between reads
+  size_t in_len = 0, in_cap = 0;
+  uint8_t* out = nullptr;     // bytes the socket did not take yet
+  size_t out_len = 0, out_cap = 0;
+};
+
+namespace {
+
+void grow(uint8_t** buf, size_t* cap, size_t need) {
+  if (*cap >= need) return;
+  size_t ncap = *cap ? *cap : 64;
+  while (ncap < need) ncap *= 2;
+  void* p = std::realloc(*buf, ncap);
+  if (!p) throw std::bad_alloc();
+  *buf = static_cast<uint8_t*>(p);
+  *cap = ncap;
+}
+
+}  // namespace
+
+ServiceLoop::ServiceLoop(Engine& engine, uint32_t index) : engine_(engine), index_(index) {
+  base_ = event_base_new();
+  if (!base_) throw std::runtime_error("event_base_new failed");
+  notify_event_ = event_new(base_, notifier_.fd(), EV_READ | EV_PERSIST, on_notify_cb, this);
+  event_add(notify_event_, nullptr);
+  sweep_event_ = event_new(base_, -1, EV_PERSIST, on_sweep_cb, this);
+  timeval tv{0, 250 * 1000};
+  event_add(sweep_event_, &tv);
+  batch_ = fresh_batch();
+}
+
+ServiceLoop::~ServiceLoop() {
+  join();
+  for (Slot& s : slots_) {
+    if (s.conn) close_conn(s.conn);
+  }
+  for (Conn* c : dirty_) {
+    if (c->closed) delete c;
+  }
+  while (MpscNode* n = handoffs_.pop()) {
+    HandOff* h = static_cast<HandOff*>(n);
+    close(h->fd);
+    engine_.open_connections().fetch_sub(1, std::memory_order_relaxed);
+    delete h;
+  }
+  while (MpscNode* n = completions_.pop()) delete static_cast<Batch*>(n);
+  for (Batch* b : pool_) delete b;
+  delete batch_;
+  event_free(notify_event_);
+  event_free(sweep_event_);
+  event_base_free(base_);
+}
+
+void ServiceLoop::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void ServiceLoop::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void ServiceLoop::hand_off(int fd, const sockaddr* addr, socklen_t len) {
+  HandOff* h = new HandOff;
+  h->fd = fd;
+  h->len = std::min<socklen_t>(len, sizeof h->addr);
+  memcpy(&h->addr, addr, h->len);
+  handoffs_.push(h);
+  notifier_.notify();
+}
+
+void ServiceLoop::request_drain(uint64_t deadline_ms) {
+  drain_deadline_ms_ = deadline_ms;
+  // release: publishes drain_deadline_ms_ to the service thread.
+  drain_requested_.store(true, std::memory_order_release);
+  notifier_.signal();
+}
+
+// ---------------------------------------------------------------------------
+// The loop
+
+void ServiceLoop::run() {
+  std::string name = "msgs-svc-" + std::to_string(index_);
+  set_thread_name(name.c_str());
+  while (!done_) {
+    process_mailbox();
+    if (done_) break;
+    if (!draining_ && engine_.queue_full()) {
+      wait_for_queue_space();
+      continue;
+    }
+    // Sleep in epoll only when no work was posted meanwhile; posts after
+    // prepare_sleep() write the eventfd, which wakes the loop.
+    notifier_.prepare_sleep();
+    // acquire: see drain_deadline_ms_ if the flag is set.
+    bool work = !handoffs_.empty() || !completions_.empty() ||
+                (!draining_ && drain_requested_.load(std::memory_order_acquire));
+    event_base_loop(base_, work ? EVLOOP_NONBLOCK : EVLOOP_ONCE);
+    notifier_.cancel_sleep();
+    flush_batch();
+    flush_dirty();
+  }
+  flush_batch();  // the writer stores it even though nobody waits for the ACK
+  flush_dirty();
+}
+
+// The shared queue is full: stop reading sockets (TCP back-pressure) until the
+// writer has taken enough. ACKs for completed batches still go out.
+bool ServiceLoop::wait_for_queue_space() {
+  stats.paused.add();
+  // seq_cst (both): Dekker handshake with FileWriter, which lowers
+  // queue_bytes and then checks paused().
+  paused_.store(true, std::memory_order_seq_cst);
+  notifier_.prepare_sleep();
+  bool full = engine_.queue_bytes().load(std::memory_order_seq_cst) >= engine_.config().max_queue_bytes;
+  bool work = !handoffs_.empty() || !completions_.empty() ||
+              drain_requested_.load(std::memory_order_acquire);
+  if (full && !work) {
+    notifier_.wait(250);
+  } else {
+    notifier_.cancel_sleep();
+  }
+  paused_.store(false, std::memory_order_relaxed);
+  process_mailbox();
+  flush_dirty();
+  return !full;
+}
+
+void ServiceLoop::process_mailbox() {
+  while (MpscNode* n = handoffs_.pop()) add_connection(static_cast<HandOff*>(n));
+  while (MpscNode* n = completions_.pop()) on_completion(static_cast<Batch*>(n));
+  if (!draining_ && drain_requested_.load(std::memory_order_acquire)) begin_drain();
+  if (draining_ && drain_finished()) done_ = true;
+}
+
+void ServiceLoop::on_notify_cb(evutil_socket_t, short, void* arg) {
+  ServiceLoop* self = static_cast<ServiceLoop*>(arg);
+  self->notifier_.drain();
+  self->process_mailbox();
+}
+
+void ServiceLoop::on_sweep_cb(evutil_socket_t, short, void* arg) {
+  static_cast<ServiceLoop*>(arg)->sweep();
+}
+
+// ---------------------------------------------------------------------------
+// Connections
+
+void ServiceLoop::add_connection(HandOff* h) {
+  int fd = h->fd;
+  delete h;
+  if (draining_) {
+    close(fd);
+    engine_.open_connections().fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
+  Conn* c = new Conn;
+  c->owner = this;
+  c->fd = fd;
+  if (free_slots_.empty()) {
+    c->slot = static_cast<uint32_t>(slots_.size());
+    slots_.push_back(Slot{});
+  } else {
+    c->slot = free_slots_.back();
+    free_slots_.pop_back();
+  }
+  slots_[c->slot].conn = c;
+  c->gen = slots_[c->slot].gen;
+  c->accepted_ms = c->last_activity_ms = monotonic_ms();
+  c->ev_read = event_new(base_, fd, EV_READ | EV_PERSIST, on_read_cb, c);
+  event_add(c->ev_read, nullptr);
+  stats.accepted.add();
+  stats.connections.add();
+}
+
+ServiceLoop::Conn* ServiceLoop::lookup(uint32_t slot, uint32_t gen) {
+  const Slot& s = slots_[slot];
+  return s.gen == gen ? s.conn : nullptr;
+}
+
+void ServiceLoop::set_reading(Conn* c, bool on) {
+  if (c->reading == on) return;
+  c->reading = on;
+  if (on) {
+    event_add(c->ev_read, nullptr);
+  } else {
+    event_del(c->ev_read);
+  }
+}
+
+void ServiceLoop::close_conn(Conn* c) {
+  if (draining_ && c->acks_owed > 0) unacked_closed_++;
+  event_free(c->ev_read);
+  if (c->ev_write) event_free(c->ev_write);
+  close(c->fd);
+  Slot& s = slots_[c->slot];
+  s.conn = nullptr;
+  s.gen++;  // batches still in flight now miss this connection
+  free_slots_.push_back(c->slot);
+  engine_.open_connections().fetch_sub(1, std::memory_order_relaxed);
+  stats.connections.sub();
+  std::free(c->in);
+  std::free(c->out);
+  if (c->dirty) {
+    c->closed = true;  // flush_dirty() deletes it
+  } else {
+    delete c;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Reading and parsing
+
+void ServiceLoop::on_read_cb(evutil_socket_t, short, void* arg) {
+  Conn* c = static_cast<Conn*>(arg);
+  c->owner->on_read(c);
+}
+
+void ServiceLoop::on_read(Conn* c) {
+  if (c->state == State::kLinger) {
+    uint8_t sink[16384];
+    ssize_t n = recv(c->fd, sink, sizeof sink, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close_conn(c);
+    return;
+  }
+  if (c->state == State::kFailing) return;
+  // Over the bound: leave the bytes in the socket; run() pauses this thread.
+  if (engine_.queue_full()) return;
+  if (c->out_len > kMaxOutBytes) {  // the client does not read its ACKs
+    set_reading(c, false);
+    return;
+  }
+  c->last_activity_ms = monotonic_ms();
+  if (c->in_len > 0 && c->need_total >= kLargeFrame) {
+    read_large_frame(c);
+    return;
+  }
+  size_t carry = c->in_len;
+  size_t want = kReadChunk;
+  if (c->need_total > carry) want = std::max(want, c->need_total - carry);
+  if (batch_->used > 0 && batch_->used + carry + want > kMaxBlock) flush_batch();
+  batch_->reserve(carry + want);
+  if (batch_->msgs.empty()) batch_->time_us = realtime_us();
+  uint8_t* base = batch_->data + batch_->used;
+  if (carry) memcpy(base, c->in, carry);
+  ssize_t n = recv(c->fd, base + carry, want, 0);
+  stats.read_calls.add();
+  if (n <= 0) {
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    close_conn(c);
+    return;
+  }
+  stats.bytes_in.add(static_cast<uint64_t>(n));
+  size_t avail = carry + static_cast<size_t>(n);
+  size_t used = parse(c, base, avail);
+  batch_->used += used;
+  keep_partial(c, base + used, avail - used);
+}
+
+// A frame too big to copy around on every read: gather it in the
+// connection's own buffer, then move it into the batch once, whole.
+bool ServiceLoop::read_large_frame(Conn* c) {
+  grow(&c->in, &c->in_cap, c->need_total);
+  ssize_t n = recv(c->fd, c->in + c->in_len, c->need_total - c->in_len, 0);
+  stats.read_calls.add();
+  if (n <= 0) {
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return false;
+    close_conn(c);
+    return false;
+  }
+  stats.bytes_in.add(static_cast<uint64_t>(n));
+  c->in_len += static_cast<size_t>(n);
+  if (c->in_len < c->need_total) return false;
+  size_t size = c->in_len;
+  if (batch_->used > 0 && batch_->used + size > kMaxBlock) flush_batch();
+  batch_->reserve(size);
+  if (batch_->msgs.empty()) batch_->time_us = realtime_us();
+  uint8_t* base = batch_->data + batch_->used;
+  memcpy(base, c->in, size);
+  size_t used = parse(c, base, size);
+  batch_->used += used;
+  keep_partial(c, base + used, size - used);
+  return true;
+}
+
+// Parses what `base` holds for connection c; returns the bytes consumed by
+// complete frames (they stay in the batch block, referenced by MsgRefs).
+size_t ServiceLoop::parse(Conn* c, uint8_t* base, size_t avail) {
+  size_t pos = 0;
+  const EngineConfig& cfg = engine_.config();
+  if (c->state == State::kHello) {
+    wire::ErrCode err;
+    switch (wire::parse_hello(base, avail, &c->client_id, &err)) {
+      case wire::Parse::kNeedMore:
+        return 0;
+      case wire::Parse::kError:
+        fail(c, err, err == wire::kErrBadMagic     ? "bad magic: expected \"MSGS\" HELLO"
+                     : err == wire::kErrBadVersion ? "unsupported protocol version (server speaks 1)"
+                                                   : "bad HELLO: flags and reserved must be zero");
+        return 0;
+      case wire::Parse::kOk:
+        break;
+    }
+    c->state = State::kOpen;
+    uint8_t ok[wire::kHelloSize];
+    append_out(c, ok, wire::encode_hello_ok(ok, 0, cfg.max_message_bytes));
+    mark_dirty(c);
+    pos = wire::kHelloSize;
+  }
+  while (c->state == State::kOpen && pos < avail) {
+    wire::Frame f;
+    wire::ErrCode err;
+    size_t need = 0;
+    wire::Parse r = wire::parse_frame(base + pos, avail - pos, cfg.max_message_bytes, &f, &err, &need);
+    if (r == wire::Parse::kNeedMore) {
+      c->need_total = need;
+      break;
+    }
+    if (r == wire::Parse::kError) {
+      fail(c, err, err == wire::kErrFrameTooLarge ? "frame length over the limit"
+                   : err == wire::kErrUnknownType ? "unknown frame type"
+                                                  : "malformed frame");
+      break;
+    }
+    add_message(c, f.name, f.name_len, f.msg_id, f.payload_len, static_cast<size_t>(f.name - batch_->data));
+    pos += f.size;
+    c->need_total = 0;
+  }
+  return pos;
+}
+
+void ServiceLoop::add_message(Conn* c, const uint8_t* name, uint8_t name_len, uint64_t msg_id,
+                              uint32_t payload_len, size_t name_offset) {
+  uint8_t status = payload_len > engine_.config().max_message_bytes ? uint8_t{wire::kAckTooLarge} : kPending;
+  batch_->msgs.push_back(MsgRef{c->slot, c->gen, static_cast<uint32_t>(name_offset), payload_len, msg_id,
+                                c->client_id, name_len, status, {0, 0}});
+  stats.messages_in.add();
+  c->messages++;
+  if (engine_.config().ack_mode == AckMode::kReceived) {
+    ack(c, status == kPending ? uint8_t{wire::kAckOk} : status, msg_id);
+  } else {
+    c->acks_owed++;
+  }
+}
+
+void ServiceLoop::keep_partial(Conn* c, const uint8_t* p, size_t n) {
+  if (c->state != State::kHello && c->state != State::kOpen) n = 0;
+  if (n == 0) {
+    c->in_len = 0;
+    c->frame_started_ms = 0;
+    if (c->in_cap > kKeepInBuffer) {
+      std::free(c->in);
+      c->in = nullptr;
+      c->in_cap = 0;
+    }
+    return;
+  }
+  if (p != c->in) {
+    grow(&c->in, &c->in_cap, n);
+    memmove(c->in, p, n);
+  }
+  if (c->in_len == 0) c->frame_started_ms = monotonic_ms();
+  c->in_len = n;
+}
+
+// ---------------------------------------------------------------------------
+// Batches
+
+Batch* ServiceLoop::fresh_batch() {
+  if (!pool_.empty()) {
+    Batch* b = pool_.back();
+    pool_.pop_back();
+    return b;
+  }
+  Batch* b = new Batch;
+  b->owner = index_;
+  b->msgs.reserve(1024);
+  return b;
+}
+
+void ServiceLoop::recycle(Batch* b) {
+  if (pool_.size() >= kPoolSize) {
+    delete b;
+    return;
+  }
+  if (b->cap > kMaxBlock) {  // one huge frame: do not keep its block around
+    std::free(b->data);
+    b->data = nullptr;
+    b->cap = 0;
+  }
+  b->reset();
+  pool_.push_back(b);
+}
+
+void ServiceLoop::flush_batch() {
+  if (batch_->msgs.empty()) {
+    batch_->used = 0;
+    return;
+  }
+  batch_->accounted = batch_->cap;  // the memory it holds, not just the bytes used
+  // relaxed: the bound is approximate by one batch per thread; the queue push
+  // below carries the synchronisation for the batch's contents.
+  engine_.queue_bytes().fetch_add(batch_->accounted, std::memory_order_relaxed);
+  engine_.queue_batches().fetch_add(1, std::memory_order_relaxed);
+  engine_.queue().push(batch_);
+  engine_.writer().notify();
+  stats.batches_pushed.add();
+  batches_out_++;
+  batch_ = fresh_batch();
+}
+
+void ServiceLoop::on_completion(Batch* b) {
+  batches_out_--;
+  if (engine_.config().ack_mode != AckMode::kReceived) {
+    for (const MsgRef& m : b->msgs) {
+      Conn* c = lookup(m.conn_slot, m.conn_gen);
+      if (!c) continue;  // closed meanwhile: nobody to tell
+      c->acks_owed--;
+      ack(c, m.status == kPending ? uint8_t{wire::kAckWriteFailed} : m.status, m.msg_id);
+    }
+  }
+  recycle(b);
+}
+
+// ---------------------------------------------------------------------------
+// ACKs and output
+
+void ServiceLoop::ack(Conn* c, uint8_t status, uint64_t msg_id) {
+  if (c->run_count > 0 && (c->run_status != status || c->run_count == UINT32_MAX)) emit_ack_run(c);
+  c->run_status = status;
+  c->run_count++;
+  c->run_last = msg_id;
+  mark_dirty(c);
+}
+
+void ServiceLoop::emit_ack_run(Conn* c) {
+  if (c->run_count == 0) return;
+  uint8_t f[wire::kAckFrameSize];
+  append_out(c, f, wire::encode_ack(f, c->run_status, c->run_count, c->run_last));
+  if (c->run_status < kAckStatuses) stats.acks[c->run_status].add(c->run_count);
+  stats.ack_frames.add();
+  c->run_count = 0;
+}
+
+void ServiceLoop::mark_dirty(Conn* c) {
+  if (c->dirty) return;
+  c->dirty = true;
+  dirty_.push_back(c);
+}
+
+// One write per touched connection per pass, however many ACKs it got.
+void ServiceLoop::flush_dirty() {
+  for (size_t i = 0; i < dirty_.size(); i++) {
+    Conn* c = dirty_[i];
+    c->dirty = false;
+    if (c->closed) {
+      delete c;
+      continue;
+    }
+    emit_ack_run(c);
+    if (c->state == State::kFailing && c->acks_owed == 0) {
+      finish_failing(c);
+    } else {
+      write_out(c);
+    }
+  }
+  dirty_.clear();
+}
+
+void ServiceLoop::append_out(Conn* c, const uint8_t* p, size_t n) {
+  grow(&c->out, &c->out_cap, c->out_len + n);
+  memcpy(c->out + c->out_len, p, n);
+  c->out_len += n;
+}
+
+// Returns false when the connection was closed.
+bool ServiceLoop::write_out(Conn* c) {
+  size_t off = 0;
+  while (off < c->out_len) {
+    ssize_t n = send(c->fd, c->out + off, c->out_len - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) break;
+    close_conn(c);
+    return false;
+  }
+  if (off > 0) {
+    memmove(c->out, c->out + off, c->out_len - off);
+    c->out_len -= off;
+  }
+  if (c->out_len > 0) {
+    if (!c->ev_write) c->ev_write = event_new(base_, c->fd, EV_WRITE | EV_PERSIST, on_write_cb, c);
+    if (!c->writing) {
+      event_add(c->ev_write, nullptr);
+      c->writing = true;
+    }
+    return true;
+  }
+  if (c->writing) {
+    event_del(c->ev_write);
+    c->writing = false;
+  }
+  if (c->state == State::kLinger && !c->shut) {
+    shutdown(c->fd, SHUT_WR);  // the ERR is out: tell the client we are done
+    c->shut = true;
+  }
+  if (c->state == State::kOpen && !c->reading && !draining_) set_reading(c, true);
+  return true;
+}
+
+void ServiceLoop::on_write_cb(evutil_socket_t, short, void* arg) {
+  Conn* c = static_cast<Conn*>(arg);
+  c->owner->write_out(c);
+}
+
+// A connection-fatal error: stop reading; once the ACKs owed for what was
+// already parsed are sent, send ERR and close (finish_failing).
+void ServiceLoop::fail(Conn* c, uint8_t code, const char* reason) {
+  if (c->state == State::kFailing || c->state == State::kLinger) return;
+  c->state = State::kFailing;
+  c->err_code = code;
+  c->err_reason = reason;
+  c->in_len = 0;
+  set_reading(c, false);
+  mark_dirty(c);
+}
+
+void ServiceLoop::finish_failing(Conn* c) {
+  uint8_t f[wire::kMaxErrFrameSize];
+  append_out(c, f, wire::encode_err(f, c->err_code, c->err_reason, strlen(c->err_reason)));
+  if (c->err_code < kErrCodes) stats.errors[c->err_code].add();
+  start_linger(c, draining_ ? kDrainLingerMs : kLingerMs);
+  write_out(c);
+}
+
+// After an ERR: keep reading (and discarding) until the client closes, so
+// that our close does not turn into a reset that could destroy the ERR.
+void ServiceLoop::start_linger(Conn* c, uint64_t linger_ms) {
+  c->state = State::kLinger;
+  c->linger_until_ms = monotonic_ms() + linger_ms;
+  set_reading(c, true);
+}
+
+// ---------------------------------------------------------------------------
+// Timers and shutdown
+
+void ServiceLoop::sweep() {
+  const EngineConfig& cfg = engine_.config();
+  uint64_t now = monotonic_ms();
+  for (const Slot& s : slots_) {
+    Conn* c = s.conn;
+    if (!c) continue;
+    switch (c->state) {
+      case State::kHello:
+        if (cfg.handshake_timeout_ms && now - c->accepted_ms >= cfg.handshake_timeout_ms)
+          fail(c, wire::kErrHandshakeTimeout, "no complete HELLO in time");
+        break;
+      case State::kOpen:
+        if (cfg.idle_timeout_ms && now - c->last_activity_ms >= cfg.idle_timeout_ms) {
+          fail(c, wire::kErrIdleTimeout, "idle timeout");
+        } else if (cfg.frame_timeout_ms && c->in_len > 0 && now - c->frame_started_ms >= cfg.frame_timeout_ms) {
+          fail(c, wire::kErrSlowFrame, "frame not completed in time");
+        }
+        break;
+      case State::kFailing:
+        break;
+      case State::kLinger:
+        if (now >= c->linger_until_ms) close_conn(c);
+        break;
+    }
+  }
+  if (draining_ && now >= drain_deadline_ms_) {
+    for (const Slot& s : slots_) {
+      if (s.conn) close_conn(s.conn);
+    }
+  }
+  flush_dirty();
+  if (draining_ && drain_finished()) done_ = true;
+  if (done_) event_base_loopbreak(base_);
+}
+
+void ServiceLoop::begin_drain() {
+  draining_ = true;
+  for (const Slot& s : slots_) {
+    Conn* c = s.conn;
+    if (!c) continue;
+    if (c->state == State::kHello || c->state == State::kOpen) {
+      fail(c, wire::kErrShuttingDown, "server shutting down");
+    }
+  }
+}
+
+bool ServiceLoop::drain_finished() {
+  if (stats.connections.get() > 0 || !batch_->msgs.empty()) return false;
+  return batches_out_ == 0 || monotonic_ms() >= drain_deadline_ms_;
+}
+
+}  // namespace msgs

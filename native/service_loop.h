@@ -1,0 +1,126 @@
+// Service thread: one libevent loop (epoll) owning its connections. Reads
+// straight into the current batch block, parses every complete frame, pushes
+// the pass's batch onto the shared queue with one push, and sends coalesced
+// ACK frames: at parse time (ackMode received) or when the writer hands the
+// batch back (written, durable).
+#pragma once
+#include <event2/event.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "batch.h"
+#include "mpsc_queue.h"
+#include "notifier.h"
+#include "stats.h"
+
+namespace msgs {
+
+class Engine;
+
+class ServiceLoop {
+ public:
+  ServiceLoop(Engine& engine, uint32_t index);
+  ~ServiceLoop();
+  ServiceLoop(const ServiceLoop&) = delete;
+  ServiceLoop& operator=(const ServiceLoop&) = delete;
+
+  void start();
+  void join();
+
+  // Listener thread: give this thread a freshly accepted socket.
+  void hand_off(int fd, const sockaddr* addr, socklen_t len);
+  // Writer thread: return a batch whose messages are stored (or failed).
+  // The caller wakes the thread with notify() once per round of completions.
+  void complete(Batch* b) { completions_.push(b); }
+  void notify() { notifier_.notify(); }
+  // Node thread (through Engine::stop): stop reading, finish, close.
+  void request_drain(uint64_t deadline_ms);
+  // Writer thread: true while this thread waits for queue space.
+  bool paused() const {
+    // seq_cst: pairs with the pause handshake in run() (Dekker-style).
+    return paused_.load(std::memory_order_seq_cst);
+  }
+  uint64_t unacked_closed() const { return unacked_closed_; }
+
+  ServiceStats stats;
+
+ private:
+  struct Conn;
+  struct HandOff : MpscNode {
+    int fd;
+    sockaddr_storage addr;
+    socklen_t len;
+  };
+  enum class State : uint8_t { kHello, kOpen, kFailing, kLinger };
+
+  void run();
+  bool wait_for_queue_space();
+  void process_mailbox();
+  void add_connection(HandOff* h);
+  static void on_read_cb(evutil_socket_t, short, void* arg);
+  static void on_write_cb(evutil_socket_t, short, void* arg);
+  static void on_notify_cb(evutil_socket_t, short, void* arg);
+  static void on_sweep_cb(evutil_socket_t, short, void* arg);
+  void on_read(Conn* c);
+  bool read_large_frame(Conn* c);
+  size_t parse(Conn* c, uint8_t* base, size_t avail);
+  void add_message(Conn* c, const uint8_t* name, uint8_t name_len, uint64_t msg_id,
+                   uint32_t payload_len, size_t name_offset);
+  void keep_partial(Conn* c, const uint8_t* p, size_t n);
+  void on_completion(Batch* b);
+  void ack(Conn* c, uint8_t status, uint64_t msg_id);
+  void emit_ack_run(Conn* c);
+  void mark_dirty(Conn* c);
+  void flush_dirty();
+  void append_out(Conn* c, const uint8_t* p, size_t n);
+  bool write_out(Conn* c);
+  void fail(Conn* c, uint8_t code, const char* reason);
+  void finish_failing(Conn* c);
+  void start_linger(Conn* c, uint64_t linger_ms);
+  void set_reading(Conn* c, bool on);
+  void close_conn(Conn* c);
+  Conn* lookup(uint32_t slot, uint32_t gen);
+  void flush_batch();
+  Batch* fresh_batch();
+  void recycle(Batch* b);
+  void sweep();
+  void begin_drain();
+  bool drain_finished();
+
+  Engine& engine_;
+  const uint32_t index_;
+  event_base* base_ = nullptr;
+  event* notify_event_ = nullptr;
+  event* sweep_event_ = nullptr;
+  Notifier notifier_;
+  MpscQueue handoffs_;     // listener -> this thread
+  MpscQueue completions_;  // writer -> this thread
+  std::thread thread_;
+
+  struct Slot {
+    Conn* conn = nullptr;
+    uint32_t gen = 0;
+  };
+  std::vector<Slot> slots_;
+  std::vector<uint32_t> free_slots_;
+  std::vector<Conn*> dirty_;
+  Batch* batch_ = nullptr;             // the pass's batch being filled
+  std::vector<Batch*> pool_;           // batches back from the writer
+  uint64_t batches_out_ = 0;           // pushed and not yet completed
+  uint64_t now_ms_ = 0;
+
+  std::atomic<bool> paused_{false};
+  // release/acquire: the deadline written before the flag is read after it.
+  std::atomic<bool> drain_requested_{false};
+  uint64_t drain_deadline_ms_ = 0;
+  bool draining_ = false;
+  bool done_ = false;
+  uint64_t unacked_closed_ = 0;
+};
+
+}  // namespace msgs

@@ -1,0 +1,25 @@
+// Clocks and thread names, shared by the engine threads.
+#pragma once
+#include <pthread.h>
+#include <time.h>
+
+#include <cstdint>
+
+namespace msgs {
+
+inline uint64_t monotonic_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1000000;
+}
+
+inline uint64_t realtime_us() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return uint64_t(ts.tv_sec) * 1000000 + uint64_t(ts.tv_nsec) / 1000;
+}
+
+// Visible in /proc/<pid>/task/*/comm (at most 15 characters).
+inline void set_thread_name(const char* name) { pthread_setname_np(pthread_self(), name); }
+
+}  // namespace msgs
