@@ -36,22 +36,6 @@ void sync_dir(const std::string& path) {
   close(dfd);
 }
 
-// Highest sequence number among the decodable records of p[0, n).
-uint64_t max_seq_after(const uint8_t* p, size_t n) {
-  uint64_t best = 0;
-  size_t off = 0;
-  while (off < n) {
-    record::View v;
-    if (record::decode(p + off, n - off, &v) == record::Decode::kOk) {
-      if (v.seq > best) best = v.seq;
-      off += v.size;
-    } else {
-      off++;
-    }
-  }
-  return best;
-}
-
 }  // namespace
 
 FileWriter::FileWriter(Engine& engine) : engine_(engine) {}
@@ -98,7 +82,6 @@ void FileWriter::recover(uint64_t size) {
   if (map == MAP_FAILED) throw std::runtime_error("cannot read " + path_ + ": " + strerror(errno));
   const uint8_t* p = static_cast<const uint8_t*>(map);
   record::Scan s = record::scan(p, size);
-  uint64_t seq_after = s.corrupt ? max_seq_after(p + s.next_valid, size - s.next_valid) : 0;
   munmap(map, size);
 
   if (!s.header_ok) {
@@ -127,7 +110,7 @@ void FileWriter::recover(uint64_t size) {
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw std::runtime_error("cannot open " + path_ + ": " + strerror(errno));
     write_header();
-    seq_ = std::max(s.last_seq, seq_after);
+    seq_ = s.max_seq;
     engine_.log("warn", path_ + ": corrupt record at byte offset " + std::to_string(s.valid_end) +
                             "; damaged file kept as " + aside + ", continuing in a clean file after seq " +
                             std::to_string(seq_));
@@ -164,6 +147,7 @@ void FileWriter::ensure_capacity(size_t need) {
 
 void FileWriter::start() {
   thread_ = std::thread([this] { run(); });
+  set_thread_name(thread_, "msgs-writer");
 }
 
 void FileWriter::request_stop() {
@@ -178,7 +162,6 @@ void FileWriter::join() {
 // ---------------------------------------------------------------------------
 
 void FileWriter::run() {
-  set_thread_name("msgs-writer");
   const EngineConfig& cfg = engine_.config();
   for (;;) {
     while (MpscNode* n = engine_.queue().pop()) {

@@ -89,10 +89,8 @@ void Listener::start() {
   stop_event_ = event_new(base_, stop_notifier_.fd(), EV_READ, on_stop, this);
   event_add(stop_event_, nullptr);
   resume_event_ = evtimer_new(base_, on_resume, this);
-  thread_ = std::thread([this] {
-    set_thread_name("msgs-listener");
-    event_base_dispatch(base_);
-  });
+  thread_ = std::thread([this] { event_base_dispatch(base_); });
+  set_thread_name(thread_, "msgs-listener");
 }
 
 void Listener::stop() {

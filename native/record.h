@@ -63,6 +63,7 @@ struct Scan {
   bool corrupt = false;
   uint64_t tail_bytes = 0;
   uint64_t next_valid = 0;     // when corrupt: offset of the next valid record
+  uint64_t max_seq = 0;        // highest seq of any valid record, before or after damage
 };
 // Records must carry strictly increasing sequence numbers; one that does not
 // counts as bad.

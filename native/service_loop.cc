@@ -110,6 +110,8 @@ ServiceLoop::~ServiceLoop() {
 
 void ServiceLoop::start() {
   thread_ = std::thread([this] { run(); });
+  std::string name = "msgs-svc-" + std::to_string(index_);
+  set_thread_name(thread_, name.c_str());
 }
 
 void ServiceLoop::join() {
@@ -136,8 +138,6 @@ void ServiceLoop::request_drain(uint64_t deadline_ms) {
 // The loop
 
 void ServiceLoop::run() {
-  std::string name = "msgs-svc-" + std::to_string(index_);
-  set_thread_name(name.c_str());
   while (!done_) {
     process_mailbox();
     if (done_) break;

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <cstdint>
+#include <thread>
 
 namespace msgs {
 
@@ -19,7 +20,8 @@ inline uint64_t realtime_us() {
   return uint64_t(ts.tv_sec) * 1000000 + uint64_t(ts.tv_nsec) / 1000;
 }
 
-// Visible in /proc/<pid>/task/*/comm (at most 15 characters).
-inline void set_thread_name(const char* name) { pthread_setname_np(pthread_self(), name); }
+// Visible in /proc/<pid>/task/*/comm (at most 15 characters). Set by the
+// creating thread, so the name is there as soon as start() returns.
+inline void set_thread_name(std::thread& t, const char* name) { pthread_setname_np(t.native_handle(), name); }
 
 }  // namespace msgs
