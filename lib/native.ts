@@ -71,6 +71,8 @@ export interface NativeStats {
 export interface StopReport {
   unackedConnections: number;
   timedOut: boolean;
+  /** The counters as they were when the engine stopped. */
+  stats: NativeStats;
 }
 
 export interface NativeEngine {

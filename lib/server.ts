@@ -137,10 +137,11 @@ export class MessageServer extends EventEmitter<ServerEvents> {
     if (!engine) return Promise.resolve({ unackedConnections: 0, timedOut: false });
     const timeoutMs = options.timeoutMs ?? 5000;
     this.closing = (async () => {
-      const report = (await engine.stop(timeoutMs)) ?? { unackedConnections: 0, timedOut: false };
-      this.lastStats = engine.stats() as NativeStats;
+      const stopped = await engine.stop(timeoutMs);
+      this.lastStats = stopped?.stats ?? null;
       this.engine = null;
       this.bound = null;
+      const report: CloseReport = { unackedConnections: stopped?.unackedConnections ?? 0, timedOut: stopped?.timedOut ?? false };
       this.emit('close', report);
       return report;
     })().finally(() => {

@@ -110,8 +110,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return deferred.Promise();
   }
 
-  Napi::Value Stats(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
+  Napi::Value Stats(const Napi::CallbackInfo& info) { return stats_object(info.Env()); }
+
+  Napi::Object stats_object(Napi::Env env) {
     Napi::Object o = Napi::Object::New(env);
     if (!engine_) return o;
     Engine& e = *engine_;
@@ -176,10 +177,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         : Napi::AsyncWorker(self->Env()), self_(self), timeout_(timeout), deferred_(d) {}
     void Execute() override { report_ = self_->engine_->stop(timeout_); }
     void OnOK() override {
-      self_->after_stop();
       Napi::Object r = Napi::Object::New(Env());
       set(r, "unackedConnections", report_.unacked_closed);
       r.Set("timedOut", Napi::Boolean::New(Env(), report_.timed_out));
+      r.Set("stats", self_->stats_object(Env()));  // the final counters
+      self_->after_stop();
       deferred_.Resolve(r);
     }
     void OnError(const Napi::Error& e) override {
@@ -194,7 +196,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     msgs::StopReport report_;
   };
 
+  // Frees the stopped engine's sockets, event bases and file at once rather
+  // than whenever the garbage collector gets to this object.
   void after_stop() {
+    engine_.reset();
     napi_remove_env_cleanup_hook(Env(), &EngineWrap::cleanup_hook, this);
     tsfn_.Release();
     Unref();

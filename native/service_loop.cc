@@ -140,6 +140,7 @@ void ServiceLoop::request_drain(uint64_t deadline_ms) {
 void ServiceLoop::run() {
   while (!done_) {
     process_mailbox();
+    flush_dirty();  // ACKs for completions picked up just now: never sleep on them
     if (done_) break;
     if (!draining_ && engine_.queue_full()) {
       wait_for_queue_space();

@@ -1,0 +1,269 @@
+// Command-line parsing for the three CLIs, kept free of I/O so tests can check
+// the flag -> option mapping without spawning processes. Parsing uses
+// node:util parseArgs: it covers --flag value / --flag=value / booleans, so no
+// extra dependency is needed.
+import { parseArgs } from 'node:util';
+import { DEFAULTS, type ServerOptions } from '../config';
+
+/** Bad command line: the CLI prints the message and its usage, exits 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_UNAVAILABLE = 3;
+
+type Section = 'file' | 'batch' | 'limits';
+type FlagKind = 'string' | 'number' | 'boolean';
+
+interface ServerFlag {
+  flag: string;
+  /** Option path: a top-level key or [section, key]. */
+  path: string | [Section, string];
+  kind: FlagKind;
+  help: string;
+}
+
+/** Every server option has exactly one flag; the option path is the contract with config.ts. */
+export const SERVER_FLAGS: readonly ServerFlag[] = [
+  { flag: 'host', path: 'host', kind: 'string', help: 'address to listen on' },
+  { flag: 'port', path: 'port', kind: 'number', help: 'TCP port (0 = any free port)' },
+  { flag: 'service-threads', path: 'serviceThreads', kind: 'number', help: 'connection threads (1..256)' },
+  { flag: 'protocol', path: 'protocol', kind: 'string', help: 'v1 | legacy' },
+  { flag: 'ack-mode', path: 'ackMode', kind: 'string', help: 'received | written | durable' },
+  { flag: 'file', path: ['file', 'path'], kind: 'string', help: 'log file path' },
+  { flag: 'format', path: ['file', 'format'], kind: 'string', help: 'binary | text' },
+  { flag: 'rotate-bytes', path: ['file', 'rotateBytes'], kind: 'number', help: 'rotate at this size (0 = never)' },
+  { flag: 'fsync', path: ['file', 'fsync'], kind: 'string', help: 'never | interval | batch' },
+  { flag: 'fsync-interval-ms', path: ['file', 'fsyncIntervalMs'], kind: 'number', help: 'fsync period for --fsync interval' },
+  { flag: 'repair', path: ['file', 'repair'], kind: 'boolean', help: 'start despite corruption before the tail' },
+  { flag: 'batch-max-messages', path: ['batch', 'maxMessages'], kind: 'number', help: 'messages per write' },
+  { flag: 'batch-max-bytes', path: ['batch', 'maxBytes'], kind: 'number', help: 'bytes per write' },
+  { flag: 'batch-max-delay-ms', path: ['batch', 'maxDelayMs'], kind: 'number', help: 'wait this long to fill a batch' },
+  { flag: 'max-message-bytes', path: ['limits', 'maxMessageBytes'], kind: 'number', help: 'largest payload' },
+  { flag: 'max-connections', path: ['limits', 'maxConnections'], kind: 'number', help: 'more get ERR BUSY' },
+  { flag: 'idle-timeout-ms', path: ['limits', 'idleTimeoutMs'], kind: 'number', help: 'close silent connections (0 = off)' },
+  { flag: 'handshake-timeout-ms', path: ['limits', 'handshakeTimeoutMs'], kind: 'number', help: 'time for HELLO (0 = off)' },
+  { flag: 'frame-timeout-ms', path: ['limits', 'frameTimeoutMs'], kind: 'number', help: 'time to finish a frame (0 = off)' },
+  { flag: 'max-queue-bytes', path: ['limits', 'maxQueueBytes'], kind: 'number', help: 'bytes queued for the writer' },
+];
+
+/**
+ * Numeric flags become numbers when they look like one; anything else is kept
+ * as the string so resolveConfig reports it with the field name and the
+ * allowed range (one error format for flags and config files alike).
+ */
+function numberOrRaw(raw: string): number | string {
+  const t = raw.trim();
+  if (t === '') return raw;
+  const n = Number(t);
+  return Number.isFinite(n) ? n : raw;
+}
+
+function setOption(opts: ServerOptions, path: ServerFlag['path'], value: unknown): void {
+  const target = opts as Record<string, unknown>;
+  if (typeof path === 'string') {
+    target[path] = value;
+    return;
+  }
+  const [section, key] = path;
+  const sub = (target[section] ??= {}) as Record<string, unknown>;
+  sub[key] = value;
+}
+
+function parseOrUsage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    // parseArgs throws TypeError with codes like ERR_PARSE_ARGS_UNKNOWN_OPTION.
+    throw new UsageError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+export interface ServerArgs {
+  help: boolean;
+  /** --config file.json, when given. */
+  configPath: string | undefined;
+  /** Options from the flags only (not yet merged with the config file). */
+  flags: ServerOptions;
+}
+
+export function parseServerArgs(argv: readonly string[]): ServerArgs {
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    help: { type: 'boolean' },
+    config: { type: 'string' },
+  };
+  for (const f of SERVER_FLAGS) options[f.flag] = { type: f.kind === 'boolean' ? 'boolean' : 'string' };
+  const { values } = parseOrUsage(() => parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+  const flags: ServerOptions = {};
+  for (const f of SERVER_FLAGS) {
+    const v = values[f.flag];
+    if (v === undefined) continue;
+    setOption(flags, f.path, f.kind === 'number' ? numberOrRaw(v as string) : v);
+  }
+  return { help: values.help === true, configPath: values.config as string | undefined, flags };
+}
+
+/** Flags win over the config file, field by field (sections are merged, not replaced). */
+export function mergeServerOptions(fromFile: ServerOptions, fromFlags: ServerOptions): ServerOptions {
+  const out: Record<string, unknown> = { ...fromFile };
+  for (const [key, value] of Object.entries(fromFlags)) {
+    const base = out[key];
+    const bothObjects = isObject(base) && isObject(value);
+    out[key] = bothObjects ? { ...base, ...value } : value;
+  }
+  return out as ServerOptions;
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function defaultFor(path: ServerFlag['path']): unknown {
+  const d = DEFAULTS as unknown as Record<string, Record<string, unknown>>;
+  return typeof path === 'string' ? (DEFAULTS as unknown as Record<string, unknown>)[path] : d[path[0]][path[1]];
+}
+
+export function serverUsage(): string {
+  const lines = SERVER_FLAGS.map((f) => {
+    const arg = f.kind === 'boolean' ? '' : f.kind === 'number' ? ' <n>' : ' <value>';
+    return `  --${(f.flag + arg).padEnd(28)} ${f.help} (default ${String(defaultFor(f.path))})`;
+  });
+  return [
+    'usage: msgserver [--config file.json] [options]',
+    '',
+    'Runs the message-ingest server until SIGINT/SIGTERM. Flags override values from --config.',
+    '',
+    '  --config <file.json>           options as JSON: {"port": 9000, "file": {"path": "m.log"}, ...}',
+    ...lines,
+    '  --help                         show this text',
+    '',
+    'exit status: 0 clean shutdown, 1 runtime failure, 2 bad flags or config',
+  ].join('\n');
+}
+
+// ---- msgclient ----------------------------------------------------------------
+
+export interface ClientArgs {
+  help: boolean;
+  host: string;
+  port: number;
+  clientId: number | undefined;
+  name: string;
+  window: number;
+  /** Positional messages; empty = read lines from stdin. */
+  messages: string[];
+}
+
+function parseInteger(flag: string, raw: string, min: number, max: number): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${flag} must be an integer ${min}..${max}, got '${raw}'`);
+  }
+  return n;
+}
+
+export function parseClientArgs(argv: readonly string[]): ClientArgs {
+  const { values, positionals } = parseOrUsage(() =>
+    parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        help: { type: 'boolean' },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        'client-id': { type: 'string' },
+        name: { type: 'string' },
+        window: { type: 'string' },
+      },
+    }),
+  );
+  const clientId = values['client-id'];
+  return {
+    help: values.help === true,
+    host: values.host ?? DEFAULTS.host,
+    port: values.port === undefined ? DEFAULTS.port : parseInteger('port', values.port, 1, 65535),
+    clientId: clientId === undefined ? undefined : parseInteger('client-id', clientId, 0, 0xffffffff),
+    name: values.name ?? '',
+    window: values.window === undefined ? 1024 : parseInteger('window', values.window, 1, 1_000_000),
+    messages: positionals,
+  };
+}
+
+export function clientUsage(): string {
+  return [
+    'usage: msgclient [--host h] [--port p] [--client-id n] [--name s] [--window n] [msg ...]',
+    '',
+    'Sends each positional argument as one message, or, with none, each line of stdin.',
+    'Prints one line per acknowledgement: "ack msg_id=1 status=OK".',
+    '',
+    `  --host <h>        server address (default ${DEFAULTS.host})`,
+    `  --port <p>        server port (default ${DEFAULTS.port})`,
+    '  --client-id <n>   u32 client id (default random)',
+    '  --name <s>        name stored with every message (default empty)',
+    '  --window <n>      messages in flight before waiting for ACKs (default 1024)',
+    '  --help            show this text',
+    '',
+    'exit status: 0 all messages OK, 1 some message rejected or lost, 2 bad flags, 3 cannot connect',
+  ].join('\n');
+}
+
+// ---- msglog -----------------------------------------------------------------
+
+export type LogArgs =
+  | { help: true }
+  | { help: false; command: 'cat'; file: string; format: 'json' | 'text'; allowTornTail: boolean }
+  | { help: false; command: 'verify'; file: string };
+
+export function parseLogArgs(argv: readonly string[]): LogArgs {
+  const { values, positionals } = parseOrUsage(() =>
+    parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        help: { type: 'boolean' },
+        format: { type: 'string' },
+        'allow-torn-tail': { type: 'boolean' },
+      },
+    }),
+  );
+  if (values.help === true) return { help: true };
+  const [command, file, ...extra] = positionals;
+  if (command !== 'cat' && command !== 'verify') {
+    throw new UsageError(command === undefined ? 'missing command (cat or verify)' : `unknown command '${command}'`);
+  }
+  if (file === undefined) throw new UsageError(`msglog ${command} needs a file`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
+  if (command === 'verify') {
+    if (values.format !== undefined || values['allow-torn-tail'] !== undefined) {
+      throw new UsageError('--format and --allow-torn-tail apply to msglog cat only');
+    }
+    return { help: false, command, file };
+  }
+  const format = values.format ?? 'json';
+  if (format !== 'json' && format !== 'text') throw new UsageError(`--format must be json or text, got '${format}'`);
+  return { help: false, command, file, format, allowTornTail: values['allow-torn-tail'] === true };
+}
+
+export function logUsage(): string {
+  return [
+    'usage: msglog cat <file> [--format json|text] [--allow-torn-tail]',
+    '       msglog verify <file>',
+    '',
+    'cat     prints every record: json = one JSON object per line',
+    '        {"seq","time","clientId","msgId","name","payload"[,"payloadBase64"]};',
+    '        text = the original server line "<client_id> <msg_id> <name> <message>"',
+    '        (backslash and newline in name/message escaped as \\\\ and \\n).',
+    '        A torn last record is an error unless --allow-torn-tail.',
+    'verify  checks every record (CRC, sequence order) and prints a summary.',
+    '',
+    'exit status: 0 ok, 1 corrupt or torn log, 2 bad arguments, 3 cannot read the file',
+  ].join('\n');
+}

@@ -1,0 +1,181 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as os from 'node:os';
+import { ConfigError, configFromJson, DEFAULTS, resolveConfig, type ServerOptions } from '../dist/config';
+
+/** Runs resolveConfig expecting a ConfigError and returns it. */
+function configError(opts: unknown): ConfigError {
+  try {
+    resolveConfig(opts as ServerOptions);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail(`resolveConfig accepted ${JSON.stringify(opts)}`);
+}
+
+test('defaults match the spec', () => {
+  const cfg = resolveConfig();
+  assert.deepEqual(cfg, {
+    host: '127.0.0.1',
+    port: 9000,
+    serviceThreads: Math.min(256, os.availableParallelism()),
+    protocol: 'v1',
+    ackMode: 'written',
+    file: { path: 'messages.log', format: 'binary', rotateBytes: 0, fsync: 'interval', fsyncIntervalMs: 1000, repair: false },
+    batch: { maxMessages: 4096, maxBytes: 1048576, maxDelayMs: 0 },
+    limits: {
+      maxMessageBytes: 1048576,
+      maxConnections: 10000,
+      idleTimeoutMs: 0,
+      handshakeTimeoutMs: 10000,
+      frameTimeoutMs: 30000,
+      maxQueueBytes: 67108864,
+    },
+  });
+  assert.deepEqual(resolveConfig({}), cfg);
+  assert.deepEqual(DEFAULTS, cfg);
+});
+
+test('DEFAULTS is frozen and resolveConfig returns a fresh copy', () => {
+  assert.ok(Object.isFrozen(DEFAULTS) && Object.isFrozen(DEFAULTS.limits));
+  const cfg = resolveConfig();
+  cfg.limits.maxConnections = 1;
+  assert.equal(resolveConfig().limits.maxConnections, 10000);
+});
+
+test('given values are kept, missing ones defaulted, sections merged', () => {
+  const cfg = resolveConfig({ port: 0, ackMode: 'durable', file: { path: '/tmp/x.log', fsync: 'batch' }, limits: { maxConnections: 5 } });
+  assert.equal(cfg.port, 0);
+  assert.equal(cfg.ackMode, 'durable');
+  assert.equal(cfg.file.path, '/tmp/x.log');
+  assert.equal(cfg.file.fsync, 'batch');
+  assert.equal(cfg.file.format, 'binary');
+  assert.equal(cfg.limits.maxConnections, 5);
+  assert.equal(cfg.limits.maxMessageBytes, 1048576);
+});
+
+test('an option explicitly set to undefined means "use the default"', () => {
+  assert.equal(resolveConfig({ port: undefined, file: { path: undefined } }).port, 9000);
+});
+
+// One case per kind of check: type, integer-ness, each range end, enum, special forms.
+const invalid: [string, ServerOptions | Record<string, unknown>, unknown, RegExp][] = [
+  ['port', { port: 'x' }, 'x', /integer 0\.\.65535/],
+  ['port', { port: 65536 }, 65536, /integer 0\.\.65535/],
+  ['port', { port: 80.5 }, 80.5, /integer/],
+  ['port', { port: -1 }, -1, /integer 0\.\.65535/],
+  ['port', { port: Number.NaN }, Number.NaN, /integer/],
+  ['host', { host: '' }, '', /non-empty string/],
+  ['host', { host: 42 }, 42, /non-empty string/],
+  ['serviceThreads', { serviceThreads: 0 }, 0, /integer 1\.\.256/],
+  ['serviceThreads', { serviceThreads: 257 }, 257, /integer 1\.\.256/],
+  ['protocol', { protocol: 'v2' }, 'v2', /one of 'v1', 'legacy'/],
+  ['ackMode', { ackMode: 'replicated' }, 'replicated', /one of 'received', 'written', 'durable'/],
+  ['file.format', { file: { format: 'csv' } }, 'csv', /'binary', 'text'/],
+  ['file.fsync', { file: { fsync: true } }, true, /'never', 'interval', 'batch'/],
+  ['file.fsyncIntervalMs', { file: { fsyncIntervalMs: 0 } }, 0, /integer 1\.\.3600000/],
+  ['file.rotateBytes', { file: { rotateBytes: 100 } }, 100, /0 \(off\) or integer 4096\.\.1125899906842624/],
+  ['file.rotateBytes', { file: { rotateBytes: 2 ** 50 + 1 } }, 2 ** 50 + 1, /4096\.\.1125899906842624/],
+  ['file.repair', { file: { repair: 'yes' } }, 'yes', /true or false/],
+  ['file.path', { file: { path: '' } }, '', /non-empty string/],
+  ['batch.maxMessages', { batch: { maxMessages: 0 } }, 0, /integer 1\.\.1000000/],
+  ['batch.maxBytes', { batch: { maxBytes: 4095 } }, 4095, /integer 4096\.\.268435456/],
+  ['batch.maxDelayMs', { batch: { maxDelayMs: 10001 } }, 10001, /integer 0\.\.10000/],
+  ['limits.maxMessageBytes', { limits: { maxMessageBytes: 64 * 1024 * 1024 + 1 } }, 67108865, /integer 0\.\.67108864/],
+  ['limits.maxConnections', { limits: { maxConnections: 0 } }, 0, /integer 1\.\.1000000/],
+  ['limits.idleTimeoutMs', { limits: { idleTimeoutMs: 86400001 } }, 86400001, /integer 0\.\.86400000/],
+  ['limits.handshakeTimeoutMs', { limits: { handshakeTimeoutMs: -5 } }, -5, /integer 0\.\.86400000/],
+  ['limits.frameTimeoutMs', { limits: { frameTimeoutMs: '30s' } }, '30s', /integer 0\.\.86400000/],
+  ['limits.maxQueueBytes', { limits: { maxQueueBytes: 1024 } }, 1024, /integer 1048576\.\.17179869184/],
+  ['file', { file: 'm.log' }, 'm.log', /object with keys path, format/],
+  ['limits', { limits: null }, null, /object with keys maxMessageBytes/],
+];
+
+for (const [field, opts, value, allowed] of invalid) {
+  test(`invalid ${field} = ${String(value)} is reported with field, value and allowed`, () => {
+    const err = configError(opts);
+    assert.equal(err.issues.length, 1, err.message);
+    const [issue] = err.issues;
+    assert.equal(issue.field, field);
+    assert.deepEqual(issue.value, value);
+    assert.match(issue.allowed, allowed);
+    assert.ok(err.message.startsWith(`invalid config: ${field} = `), err.message);
+    assert.match(err.message, allowed);
+  });
+}
+
+test('boundary values are accepted', () => {
+  const cfg = resolveConfig({
+    port: 65535,
+    serviceThreads: 256,
+    file: { rotateBytes: 4096, fsyncIntervalMs: 3600000 },
+    batch: { maxMessages: 1000000, maxBytes: 256 * 1024 * 1024, maxDelayMs: 10000 },
+    limits: { maxMessageBytes: 0, maxConnections: 1, idleTimeoutMs: 86400000, maxQueueBytes: 16 * 1024 ** 3 },
+  });
+  assert.equal(cfg.file.rotateBytes, 4096);
+  assert.equal(cfg.limits.maxQueueBytes, 16 * 1024 ** 3);
+});
+
+test('every issue is collected into one error, in a message naming each', () => {
+  const err = configError({ port: 'x', limits: { maxMessageBytes: -1 }, ackMode: 'sometimes' });
+  assert.deepEqual(
+    err.issues.map((i) => i.field).sort(),
+    ['ackMode', 'limits.maxMessageBytes', 'port'],
+  );
+  assert.match(err.message, /port = 'x' \(allowed: integer 0\.\.65535\)/);
+  assert.match(err.message, /limits\.maxMessageBytes = -1 \(allowed: integer 0\.\.67108864\)/);
+  assert.match(err.message, /ackMode = 'sometimes' \(allowed: one of 'received', 'written', 'durable'\)/);
+  assert.equal(err.message.split('; ').length, 3);
+});
+
+test('unknown keys are issues, at the top level and inside sections', () => {
+  const err = configError({ prot: 9000, file: { pth: 'x' }, limits: { maxMessageBytes: 10, bogus: 1 } });
+  const fields = err.issues.map((i) => i.field).sort();
+  assert.deepEqual(fields, ['file.pth', 'limits.bogus', 'prot']);
+  const prot = err.issues.find((i) => i.field === 'prot');
+  assert.match(prot?.allowed ?? '', /no such option \(known: host, port, .*limits\)/);
+  assert.match(err.message, /file\.pth = 'x' \(allowed: no such option \(known: path, format/);
+});
+
+test('maxQueueBytes must hold one maximum-size message when set explicitly', () => {
+  const err = configError({ limits: { maxMessageBytes: 2 * 1024 * 1024, maxQueueBytes: 2 * 1024 * 1024 } });
+  assert.equal(err.issues.length, 1);
+  assert.equal(err.issues[0].field, 'limits.maxQueueBytes');
+  assert.match(err.issues[0].allowed, />= limits\.maxMessageBytes \+ 1024 = 2098176/);
+  // Exactly enough is fine.
+  assert.equal(
+    resolveConfig({ limits: { maxMessageBytes: 2 * 1024 * 1024, maxQueueBytes: 2 * 1024 * 1024 + 1024 } }).limits.maxQueueBytes,
+    2098176,
+  );
+});
+
+test('an unset maxQueueBytes grows to fit a large maxMessageBytes instead of failing', () => {
+  const cfg = resolveConfig({ limits: { maxMessageBytes: 64 * 1024 * 1024 } });
+  assert.equal(cfg.limits.maxQueueBytes, 64 * 1024 * 1024 + 1024);
+});
+
+test('non-object options are rejected', () => {
+  assert.equal(configError(42).issues[0].field, '(options)');
+  assert.equal(configError([]).issues[0].field, '(options)');
+});
+
+test('configFromJson parses an options object, to be validated by resolveConfig', () => {
+  const opts = configFromJson('{"port": 9100, "file": {"path": "a.log"}, "limits": {"maxConnections": 3}}', 'srv.json');
+  const cfg = resolveConfig(opts);
+  assert.equal(cfg.port, 9100);
+  assert.equal(cfg.file.path, 'a.log');
+  assert.equal(cfg.limits.maxConnections, 3);
+  // Unknown keys from a file are caught by resolveConfig like any others.
+  assert.deepEqual(configError(configFromJson('{"prt": 1}', 'x.json')).issues.map((i) => i.field), ['prt']);
+});
+
+test('configFromJson names the file on a syntax error or a non-object', () => {
+  assert.throws(() => configFromJson('{"port": 9000,', '/etc/msgserver.json'), (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.match(err.message, /^invalid config file \/etc\/msgserver\.json: /);
+    return true;
+  });
+  assert.throws(() => configFromJson('[1, 2]', 'list.json'), /invalid config file list\.json: expected a JSON object of options, got an array/);
+  assert.throws(() => configFromJson('null', 'n.json'), /invalid config file n\.json: expected a JSON object/);
+});
