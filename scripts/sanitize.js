@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+// Builds the addon and the native unit tests under a sanitizer and runs them,
+// plus the end-to-end, bad-input and lifecycle tests against that addon.
+// Usage: node scripts/sanitize.js asan|tsan
+//   asan: AddressSanitizer + UndefinedBehaviorSanitizer (errors abort)
+//   tsan: ThreadSanitizer (any report fails the run)
+// Node itself is not instrumented, so the sanitizer runtime is preloaded.
+'use strict';
+const { execFileSync, spawnSync } = require('node:child_process');
+const path = require('node:path');
+
+const root = path.join(__dirname, '..');
+const kind = process.argv[2];
+if (kind !== 'asan' && kind !== 'tsan') {
+  console.error('usage: node scripts/sanitize.js asan|tsan');
+  process.exit(2);
+}
+const run = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts });
+
+run(process.execPath, [path.join(__dirname, 'native-tests.js'), kind]);
+
+const out = `build-${kind}`;
+const cmakeJs = path.join(root, 'node_modules', '.bin', 'cmake-js');
+run(cmakeJs, ['rebuild', '--out', out, `--CDMSGS_SANITIZE=${kind}`, '--CDCMAKE_BUILD_TYPE=RelWithDebInfo'], {
+  stdio: ['ignore', 'ignore', 'inherit'],
+});
+
+const runtime = execFileSync('g++', [`-print-file-name=lib${kind}.so`]).toString().trim();
+const env = {
+  ...process.env,
+  MSGSERVER_ADDON: path.join(root, out, 'Release', 'msgserver.node'),
+  LD_PRELOAD: runtime,
+  // Node's own allocations are not ours to judge; our code's errors abort.
+  ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:halt_on_error=1',
+  UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
+  TSAN_OPTIONS: `halt_on_error=1:second_deadlock_stack=1:suppressions=${path.join(root, 'test', 'tsan.supp')}`,
+  MSGS_E2E_PER_CLIENT: kind === 'tsan' ? '1000' : '5000',
+};
+const tests = ['e2e', 'bad-input', 'lifecycle'].map((t) => path.join(root, 'dist-test', `${t}.test.js`));
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...tests], { stdio: 'inherit', env, cwd: root });
+process.exit(r.status ?? 1);
