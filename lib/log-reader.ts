@@ -20,6 +20,7 @@ import {
   encodeFileHeader,
   recordSpan,
 } from './record';
+import { parseTextLine } from './text-format';
 
 const DEFAULT_CHUNK = 1 << 20;
 const MIN_RECORD = RECORD_HEADER_SIZE + BODY_FIXED_SIZE;
@@ -31,6 +32,8 @@ export interface ReadLogOptions {
   allowTornTail?: boolean;
   /** Read size in bytes (tests use small values to exercise chunk boundaries). */
   chunkSize?: number;
+  /** 'auto' (default): text when the file starts with a digit, else binary. */
+  format?: 'binary' | 'text' | 'auto';
 }
 
 export class LogCorruptError extends Error {
@@ -251,6 +254,71 @@ async function classify(
   return { ...p, torn: false, nextValid: next, reason: `${p.reason}; a valid record follows at offset ${next}` };
 }
 
+// ---- text files (file.format 'text') ----
+
+// A text log has no header, checksums or sequence numbers: each line is one
+// message (lib/text-format.ts); seq is the line number. A last line without
+// its newline is a torn tail; a line that does not parse is corruption.
+async function* walkTextFile(path: string, chunk: number): AsyncGenerator<LogRecord, FileSummary, undefined> {
+  const fh = await fs.promises.open(path, 'r');
+  try {
+    const sum: FileSummary = { records: 0, firstSeq: null, lastSeq: null, size: (await fh.stat()).size, problem: null };
+    let carry: Buffer = Buffer.alloc(0);
+    let offset = 0; // file offset of carry[0]
+    let pos = 0;
+    for (;;) {
+      const buf = Buffer.allocUnsafe(chunk);
+      const { bytesRead } = await fh.read(buf, 0, chunk, pos);
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+      let data: Buffer = carry.length ? Buffer.concat([carry, buf.subarray(0, bytesRead)]) : buf.subarray(0, bytesRead);
+      let start = 0;
+      for (let nl = data.indexOf(0x0a); nl >= 0; nl = data.indexOf(0x0a, start)) {
+        let line;
+        try {
+          line = parseTextLine(data.subarray(start, nl));
+        } catch (err) {
+          sum.problem = { offset: offset + start, reason: `bad text line: ${(err as Error).message}`, torn: false, nextValid: null };
+          return sum;
+        }
+        const seq = BigInt(sum.records + 1);
+        sum.records++;
+        sum.firstSeq ??= seq;
+        sum.lastSeq = seq;
+        yield { seq, timeUs: 0n, time: new Date(0), clientId: line.clientId, msgId: line.msgId, name: line.name.toString('utf8'), nameBytes: line.name, payload: line.payload, offset: offset + start };
+        start = nl + 1;
+      }
+      carry = Buffer.from(data.subarray(start));
+      offset += start;
+      data = carry;
+    }
+    if (carry.length > 0) {
+      sum.problem = { offset, reason: `partial last line of ${carry.length} bytes (no newline)`, torn: true, nextValid: null };
+    }
+    return sum;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** 'text' when the file starts like a text log line (a digit); binary logs start with "MSGSLOG". */
+async function detectFormat(path: string): Promise<'binary' | 'text'> {
+  const fh = await fs.promises.open(path, 'r');
+  try {
+    const b = Buffer.alloc(1);
+    const { bytesRead } = await fh.read(b, 0, 1, 0);
+    return bytesRead === 1 && b[0] >= 0x30 && b[0] <= 0x39 ? 'text' : 'binary';
+  } finally {
+    await fh.close();
+  }
+}
+
+async function walk(path: string, opts: { chunkSize?: number; format?: 'binary' | 'text' | 'auto' }) {
+  const chunk = opts.chunkSize ?? DEFAULT_CHUNK;
+  const format = !opts.format || opts.format === 'auto' ? await detectFormat(path) : opts.format;
+  return format === 'text' ? walkTextFile(path, chunk) : walkFile(path, chunk);
+}
+
 // ---- public API ----
 
 /**
@@ -259,10 +327,10 @@ async function classify(
  * unless opts.allowTornTail.
  */
 export async function* readLog(path: string, opts: ReadLogOptions = {}): AsyncIterableIterator<LogRecord> {
-  const walk = walkFile(path, opts.chunkSize ?? DEFAULT_CHUNK);
+  const walker = await walk(path, opts);
   try {
     for (;;) {
-      const step = await walk.next();
+      const step = await walker.next();
       if (step.done) {
         const p = step.value.problem;
         if (p && !(p.torn && opts.allowTornTail)) throw new LogCorruptError(path, p.offset, p.reason, p.torn);
@@ -271,15 +339,18 @@ export async function* readLog(path: string, opts: ReadLogOptions = {}): AsyncIt
       if (opts.fromSeq === undefined || step.value.seq >= opts.fromSeq) yield step.value;
     }
   } finally {
-    await walk.return(undefined as never); // closes the file when the caller stops early
+    await walker.return(undefined as never); // closes the file when the caller stops early
   }
 }
 
 /** Checks a whole log file; never throws for bad content (only for I/O errors). */
-export async function verifyLog(path: string, opts: { chunkSize?: number } = {}): Promise<VerifyResult> {
-  const walk = walkFile(path, opts.chunkSize ?? DEFAULT_CHUNK);
-  let step = await walk.next();
-  while (!step.done) step = await walk.next();
+export async function verifyLog(
+  path: string,
+  opts: { chunkSize?: number; format?: 'binary' | 'text' | 'auto' } = {},
+): Promise<VerifyResult> {
+  const walker = await walk(path, opts);
+  let step = await walker.next();
+  while (!step.done) step = await walker.next();
   const s = step.value;
   return {
     path,

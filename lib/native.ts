@@ -7,8 +7,10 @@ export interface NativeOptions {
   host: string;
   port: number;
   serviceThreads: number;
+  protocol: string;
   ackMode: string;
   filePath: string;
+  format: string;
   fsync: string;
   fsyncIntervalMs: number;
   repair: boolean;

@@ -79,8 +79,6 @@ export interface ServerStats {
 }
 
 const NOT_BUILT_YET: Array<[(c: ResolvedConfig) => boolean, string]> = [
-  [(c) => c.protocol !== 'v1', "protocol 'legacy' is not supported by this build yet (allowed: 'v1')"],
-  [(c) => c.file.format !== 'binary', "file.format 'text' is not supported by this build yet (allowed: 'binary')"],
   [(c) => c.file.rotateBytes !== 0, 'file.rotateBytes is not supported by this build yet (allowed: 0)'],
 ];
 
@@ -180,8 +178,10 @@ function toNative(c: ResolvedConfig): NativeOptions {
     host: c.host,
     port: c.port,
     serviceThreads: c.serviceThreads,
+    protocol: c.protocol,
     ackMode: c.ackMode,
     filePath: c.file.path,
+    format: c.file.format,
     fsync: c.file.fsync,
     fsyncIntervalMs: c.file.fsyncIntervalMs,
     repair: c.file.repair,

@@ -34,7 +34,9 @@ EngineConfig parse_config(const Napi::Object& o) {
   c.ack_mode = ack == "received" ? msgs::AckMode::kReceived
              : ack == "durable"  ? msgs::AckMode::kDurable
                                  : msgs::AckMode::kWritten;
+  c.protocol = get_string(o, "protocol") == "legacy" ? msgs::Protocol::kLegacy : msgs::Protocol::kV1;
   c.file_path = get_string(o, "filePath");
+  c.format = get_string(o, "format") == "text" ? msgs::FileFormat::kText : msgs::FileFormat::kBinary;
   std::string fsync = get_string(o, "fsync");
   c.fsync = fsync == "never" ? msgs::FsyncPolicy::kNever
           : fsync == "batch" ? msgs::FsyncPolicy::kBatch

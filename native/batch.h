@@ -12,8 +12,9 @@
 
 namespace msgs {
 
-// One message inside a batch. Its name and payload bytes sit at `offset` in
-// the batch's block (name first, payload right after).
+// One message inside a batch. Its name sits at `offset` in the batch's block;
+// its payload follows `payload_gap` bytes after the name (0 in protocol v1,
+// where the payload comes right after the name).
 struct MsgRef {
   uint32_t conn_slot;    // connection slot in the owner service thread
   uint32_t conn_gen;     // slot generation, so a reused slot is not confused
@@ -23,8 +24,11 @@ struct MsgRef {
   uint32_t client_id;
   uint8_t name_len;
   uint8_t status;        // wire::AckStatus; kPending until the writer decides
-  uint8_t pad[2];
+  uint16_t payload_gap;
+
+  uint32_t payload_offset() const { return offset + name_len + payload_gap; }
 };
+static_assert(sizeof(MsgRef) == 32, "MsgRef is two per cache line");
 
 constexpr uint8_t kPending = 0xff;
 

@@ -228,4 +228,35 @@ const char* ack_status_name(uint8_t status) {
 }
 
 }  // namespace wire
+
+namespace legacy {
+
+wire::Parse parse_frame(const uint8_t* p, size_t n, Frame* f) {
+  if (n < kFrameSize) return wire::Parse::kNeedMore;
+  f->client_id = uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
+  f->msg_id = uint32_t(p[4]) << 24 | uint32_t(p[5]) << 16 | uint32_t(p[6]) << 8 | p[7];
+  f->name = p + 8;
+  const void* nul = std::memchr(f->name, 0, kNameSize);
+  f->name_len = uint8_t(nul ? static_cast<const uint8_t*>(nul) - f->name : kNameSize);
+  f->text = p + 8 + kNameSize;
+  // The original client NUL-terminates, but a full buffer without a NUL is
+  // taken whole rather than read past.
+  nul = std::memchr(f->text, 0, kBufferSize);
+  f->text_len = uint32_t(nul ? static_cast<const uint8_t*>(nul) - f->text : kBufferSize);
+  return wire::Parse::kOk;
+}
+
+size_t encode_frame(uint8_t* out, uint32_t client_id, uint32_t msg_id, const uint8_t* name,
+                    size_t name_len, const uint8_t* text, size_t text_len) {
+  std::memset(out, 0, kFrameSize);
+  for (int i = 0; i < 4; i++) {
+    out[i] = uint8_t(client_id >> (24 - 8 * i));
+    out[4 + i] = uint8_t(msg_id >> (24 - 8 * i));
+  }
+  std::memcpy(out + 8, name, name_len < kNameSize ? name_len : kNameSize);
+  std::memcpy(out + 8 + kNameSize, text, text_len < kBufferSize ? text_len : kBufferSize);
+  return kFrameSize;
+}
+
+}  // namespace legacy
 }  // namespace msgs

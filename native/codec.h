@@ -95,4 +95,33 @@ const char* err_code_name(uint8_t code);
 const char* ack_status_name(uint8_t status);
 
 }  // namespace wire
+
+// The original server's protocol (docs/legacy.md): fixed 1160-byte packed
+// structs with no length prefix, answered with the 3 bytes "ack" each.
+//   u32 client_id (network order) | u32 msg_id (network order) |
+//   char name[128] (NUL-padded)   | char buffer[1024] (NUL-terminated text)
+namespace legacy {
+
+constexpr size_t kFrameSize = 1160;
+constexpr size_t kNameSize = 128;
+constexpr size_t kBufferSize = 1024;
+constexpr size_t kAckSize = 3;
+constexpr uint8_t kAck[kAckSize] = {'a', 'c', 'k'};
+
+struct Frame {
+  uint32_t client_id;
+  uint32_t msg_id;
+  const uint8_t* name;    // up to the first NUL of the 128 bytes
+  uint8_t name_len;
+  const uint8_t* text;    // up to the first NUL; all 1024 bytes if none
+  uint32_t text_len;
+};
+
+// Any 1160 bytes are a frame, so this never fails: kNeedMore or kOk.
+wire::Parse parse_frame(const uint8_t* p, size_t n, Frame* f);
+// Writes one struct (for clients, tests and the bench); `out` holds kFrameSize.
+size_t encode_frame(uint8_t* out, uint32_t client_id, uint32_t msg_id, const uint8_t* name,
+                    size_t name_len, const uint8_t* text, size_t text_len);
+
+}  // namespace legacy
 }  // namespace msgs

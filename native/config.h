@@ -7,14 +7,18 @@ namespace msgs {
 
 enum class AckMode : uint8_t { kReceived, kWritten, kDurable };
 enum class FsyncPolicy : uint8_t { kNever, kInterval, kBatch };
+enum class Protocol : uint8_t { kV1, kLegacy };
+enum class FileFormat : uint8_t { kBinary, kText };
 
 struct EngineConfig {
   std::string host = "127.0.0.1";
   uint16_t port = 9000;
   uint32_t service_threads = 2;
+  Protocol protocol = Protocol::kV1;
   AckMode ack_mode = AckMode::kWritten;
 
   std::string file_path = "messages.log";
+  FileFormat format = FileFormat::kBinary;
   FsyncPolicy fsync = FsyncPolicy::kInterval;
   uint32_t fsync_interval_ms = 1000;
   bool repair = false;

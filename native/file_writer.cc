@@ -52,7 +52,10 @@ void FileWriter::open() {
   if (fd_ < 0) throw std::runtime_error("cannot open " + path_ + ": " + strerror(errno));
   struct stat st;
   if (fstat(fd_, &st) != 0) throw std::runtime_error("cannot stat " + path_ + ": " + strerror(errno));
-  if (st.st_size == 0) {
+  text_ = engine_.config().format == FileFormat::kText;
+  if (text_) {
+    recover_text(static_cast<uint64_t>(st.st_size));
+  } else if (st.st_size == 0) {
     write_header();
   } else {
     recover(static_cast<uint64_t>(st.st_size));
@@ -133,6 +136,39 @@ void FileWriter::recover(uint64_t size) {
     engine_.emit(std::move(ev));
   }
   stats.last_seq.add(seq_);
+}
+
+// Text files have no header and no checksums: one message per line. The only
+// damage a crash can leave is a partial last line, which is cut.
+void FileWriter::recover_text(uint64_t size) {
+  offset_ = size;
+  if (size == 0) return;
+  uint64_t end = size;
+  uint8_t chunk[65536];
+  while (end > 0) {  // find the last newline, reading backwards
+    size_t n = static_cast<size_t>(std::min<uint64_t>(end, sizeof chunk));
+    if (pread(fd_, chunk, n, static_cast<off_t>(end - n)) != static_cast<ssize_t>(n)) {
+      throw std::runtime_error("cannot read " + path_ + ": " + strerror(errno));
+    }
+    const void* nl = memrchr(chunk, '\n', n);
+    if (nl) {
+      end = end - n + static_cast<uint64_t>(static_cast<const uint8_t*>(nl) - chunk) + 1;
+      break;
+    }
+    end -= n;
+  }
+  if (end == size) return;
+  if (ftruncate(fd_, static_cast<off_t>(end)) != 0) {
+    throw std::runtime_error("cannot truncate partial last line of " + path_ + ": " + strerror(errno));
+  }
+  fdatasync(fd_);
+  offset_ = end;
+  stats.torn_bytes_cut.add(size - end);
+  std::string msg = path_ + ": cut a partial last line of " + std::to_string(size - end) + " bytes at offset " +
+                    std::to_string(end);
+  engine_.log("warn", msg);
+  EngineEvent ev{"recovered", "", msg, end, size - end, 0};
+  engine_.emit(std::move(ev));
 }
 
 void FileWriter::ensure_capacity(size_t need) {
@@ -220,10 +256,16 @@ void FileWriter::take(Batch* b) {
     MsgRef& m = b->msgs[i];
     if (m.status != kPending) continue;  // rejected at parse (TOO_LARGE)
     const uint8_t* name = b->data + m.offset;
-    size_t size = record::record_size(m.name_len, m.payload_len);
-    ensure_capacity(buf_len_ + size);
-    buf_len_ += record::encode(buf_ + buf_len_, ++seq_, b->time_us, m.client_id, m.msg_id, name, m.name_len,
-                               name + m.name_len, m.payload_len);
+    const uint8_t* payload = b->data + m.payload_offset();
+    ++seq_;
+    if (text_) {
+      ensure_capacity(buf_len_ + record::text_max_size(m.name_len, m.payload_len));
+      buf_len_ += record::encode_text(buf_ + buf_len_, m.client_id, m.msg_id, name, m.name_len, payload, m.payload_len);
+    } else {
+      ensure_capacity(buf_len_ + record::record_size(m.name_len, m.payload_len));
+      buf_len_ += record::encode(buf_ + buf_len_, seq_, b->time_us, m.client_id, m.msg_id, name, m.name_len, payload,
+                                 m.payload_len);
+    }
     buf_msgs_++;
     if (buf_msgs_ >= cfg.batch_max_messages || buf_len_ >= cfg.batch_max_bytes) {
       spans_.push_back(Span{b, begin, i + 1});

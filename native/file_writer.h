@@ -50,6 +50,7 @@ class FileWriter {
   void rollback(uint64_t good_offset, uint64_t seq_before, int err);
   void complete_ready();
   void recover(uint64_t size);
+  void recover_text(uint64_t size);
   void write_header();
   void ensure_capacity(size_t need);
 
@@ -60,6 +61,7 @@ class FileWriter {
   std::atomic<bool> stop_{false};
   std::string path_;
   int fd_ = -1;
+  bool text_ = false;      // file.format 'text': the original's lines
   uint64_t offset_ = 0;   // end of the last good record
   uint64_t seq_ = 0;      // last sequence number given out
   uint8_t* buf_ = nullptr;

@@ -138,11 +138,13 @@ void Listener::reject_busy(int fd) {
   uint8_t sink[4096];
   while (read(fd, sink, sizeof sink) > 0) {
   }
-  uint8_t frame[wire::kMaxErrFrameSize];
-  static const char kReason[] = "too many connections";
-  size_t n = wire::encode_err(frame, wire::kErrBusy, kReason, sizeof kReason - 1);
-  ssize_t w = send(fd, frame, n, MSG_NOSIGNAL);
-  (void)w;
+  if (engine_.config().protocol == Protocol::kV1) {  // legacy clients know no ERR frame
+    uint8_t frame[wire::kMaxErrFrameSize];
+    static const char kReason[] = "too many connections";
+    size_t n = wire::encode_err(frame, wire::kErrBusy, kReason, sizeof kReason - 1);
+    ssize_t w = send(fd, frame, n, MSG_NOSIGNAL);
+    (void)w;
+  }
   shutdown(fd, SHUT_WR);
   close(fd);
 }

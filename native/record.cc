@@ -176,5 +176,61 @@ Scan scan(const uint8_t* p, size_t n) {
   return s;
 }
 
+namespace {
+
+uint8_t* put_decimal(uint8_t* p, uint64_t v) {
+  char tmp[20];
+  int n = 0;
+  do {
+    tmp[n++] = char('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n) *p++ = uint8_t(tmp[--n]);
+  return p;
+}
+
+uint8_t* put_escaped(uint8_t* p, const uint8_t* s, size_t n, bool is_name) {
+  static const char kHex[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    uint8_t c = s[i];
+    char e = 0;
+    switch (c) {
+      case '\\': e = '\\'; break;
+      case '\n': e = 'n'; break;
+      case '\r': e = 'r'; break;
+      case '\t': e = 't'; break;
+      case '\0': e = '0'; break;
+      case ' ': e = is_name ? 's' : 0; break;
+    }
+    if (e) {
+      *p++ = '\\';
+      *p++ = uint8_t(e);
+    } else if (c < 0x20 || c == 0x7f) {
+      *p++ = '\\';
+      *p++ = 'x';
+      *p++ = uint8_t(kHex[c >> 4]);
+      *p++ = uint8_t(kHex[c & 15]);
+    } else {
+      *p++ = c;
+    }
+  }
+  return p;
+}
+
+}  // namespace
+
+size_t encode_text(uint8_t* out, uint32_t client_id, uint64_t msg_id, const uint8_t* name,
+                   uint8_t name_len, const uint8_t* payload, uint32_t payload_len) {
+  uint8_t* p = put_decimal(out, client_id);
+  *p++ = ' ';
+  p = put_decimal(p, msg_id);
+  *p++ = ' ';
+  p = put_escaped(p, name, name_len, true);
+  *p++ = ' ';
+  p = put_escaped(p, payload, payload_len, false);
+  *p++ = '\n';
+  return size_t(p - out);
+}
+
 }  // namespace record
 }  // namespace msgs

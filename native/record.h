@@ -69,5 +69,16 @@ struct Scan {
 // counts as bad.
 Scan scan(const uint8_t* p, size_t n);
 
+// ---- text format (file.format 'text', the original server's lines) ----
+//   <client_id> <msg_id> <name> <message>\n
+// Escaped so that one message is always one line and every field reads back
+// exactly: backslash -> \\, newline -> \n, CR -> \r, tab -> \t, NUL -> \0,
+// other bytes below 0x20 and 0x7f -> \xHH; in the name also space -> \s.
+inline size_t text_max_size(size_t name_len, size_t payload_len) {
+  return 10 + 1 + 20 + 1 + 4 * name_len + 1 + 4 * payload_len + 1;
+}
+size_t encode_text(uint8_t* out, uint32_t client_id, uint64_t msg_id, const uint8_t* name,
+                   uint8_t name_len, const uint8_t* payload, uint32_t payload_len);
+
 }  // namespace record
 }  // namespace msgs

@@ -75,7 +75,8 @@ void grow(uint8_t** buf, size_t* cap, size_t need) {
 
 }  // namespace
 
-ServiceLoop::ServiceLoop(Engine& engine, uint32_t index) : engine_(engine), index_(index) {
+ServiceLoop::ServiceLoop(Engine& engine, uint32_t index)
+    : engine_(engine), index_(index), legacy_(engine.config().protocol == Protocol::kLegacy) {
   base_ = event_base_new();
   if (!base_) throw std::runtime_error("event_base_new failed");
   notify_event_ = event_new(base_, notifier_.fd(), EV_READ | EV_PERSIST, on_notify_cb, this);
@@ -224,6 +225,7 @@ void ServiceLoop::add_connection(HandOff* h) {
   slots_[c->slot].conn = c;
   c->gen = slots_[c->slot].gen;
   c->accepted_ms = c->last_activity_ms = monotonic_ms();
+  if (legacy_) c->state = State::kOpen;  // no handshake
   c->ev_read = event_new(base_, fd, EV_READ | EV_PERSIST, on_read_cb, c);
   event_add(c->ev_read, nullptr);
   stats.accepted.add();
@@ -343,6 +345,7 @@ bool ServiceLoop::read_large_frame(Conn* c) {
 // Parses what `base` holds for connection c; returns the bytes consumed by
 // complete frames (they stay in the batch block, referenced by MsgRefs).
 size_t ServiceLoop::parse(Conn* c, uint8_t* base, size_t avail) {
+  if (legacy_) return parse_legacy(c, base, avail);
   size_t pos = 0;
   const EngineConfig& cfg = engine_.config();
   if (c->state == State::kHello) {
@@ -379,18 +382,33 @@ size_t ServiceLoop::parse(Conn* c, uint8_t* base, size_t avail) {
                                                   : "malformed frame");
       break;
     }
-    add_message(c, f.name, f.name_len, f.msg_id, f.payload_len, static_cast<size_t>(f.name - batch_->data));
+    add_message(c, c->client_id, f.name_len, f.msg_id, f.payload_len, static_cast<size_t>(f.name - batch_->data), 0);
     pos += f.size;
     c->need_total = 0;
   }
   return pos;
 }
 
-void ServiceLoop::add_message(Conn* c, const uint8_t* name, uint8_t name_len, uint64_t msg_id,
-                              uint32_t payload_len, size_t name_offset) {
+// The original protocol: back-to-back fixed-size structs, no handshake, no
+// error frames (any 1160 bytes are a message).
+size_t ServiceLoop::parse_legacy(Conn* c, uint8_t* base, size_t avail) {
+  size_t pos = 0;
+  legacy::Frame f;
+  while (c->state == State::kOpen && legacy::parse_frame(base + pos, avail - pos, &f) == wire::Parse::kOk) {
+    size_t name_offset = static_cast<size_t>(f.name - batch_->data);
+    uint16_t gap = static_cast<uint16_t>(f.text - f.name - f.name_len);
+    add_message(c, f.client_id, f.name_len, f.msg_id, f.text_len, name_offset, gap);
+    pos += legacy::kFrameSize;
+  }
+  c->need_total = legacy::kFrameSize;
+  return pos;
+}
+
+void ServiceLoop::add_message(Conn* c, uint32_t client_id, uint8_t name_len, uint64_t msg_id, uint32_t payload_len,
+                              size_t name_offset, uint16_t payload_gap) {
   uint8_t status = payload_len > engine_.config().max_message_bytes ? uint8_t{wire::kAckTooLarge} : kPending;
-  batch_->msgs.push_back(MsgRef{c->slot, c->gen, static_cast<uint32_t>(name_offset), payload_len, msg_id,
-                                c->client_id, name_len, status, {0, 0}});
+  batch_->msgs.push_back(MsgRef{c->slot, c->gen, static_cast<uint32_t>(name_offset), payload_len, msg_id, client_id,
+                                name_len, status, payload_gap});
   stats.messages_in.add();
   c->messages++;
   if (engine_.config().ack_mode == AckMode::kReceived) {
@@ -483,6 +501,21 @@ void ServiceLoop::on_completion(Batch* b) {
 // ACKs and output
 
 void ServiceLoop::ack(Conn* c, uint8_t status, uint64_t msg_id) {
+  if (legacy_) {
+    // "ack" per message. The original protocol cannot say "failed", and an
+    // "ack" must never be a lie: on any other status the connection closes.
+    // After a failure no later "ack" may be sent: the client would take it
+    // for the failed message's.
+    if (c->state == State::kLinger || (c->state == State::kFailing && c->err_code == wire::kErrInternal)) return;
+    if (status < kAckStatuses) stats.acks[status].add();
+    if (status == wire::kAckOk) {
+      append_out(c, legacy::kAck, legacy::kAckSize);
+      mark_dirty(c);
+    } else {
+      fail(c, wire::kErrInternal, "");
+    }
+    return;
+  }
   if (c->run_count > 0 && (c->run_status != status || c->run_count == UINT32_MAX)) emit_ack_run(c);
   c->run_status = status;
   c->run_count++;
@@ -586,8 +619,10 @@ void ServiceLoop::fail(Conn* c, uint8_t code, const char* reason) {
 }
 
 void ServiceLoop::finish_failing(Conn* c) {
-  uint8_t f[wire::kMaxErrFrameSize];
-  append_out(c, f, wire::encode_err(f, c->err_code, c->err_reason, strlen(c->err_reason)));
+  if (!legacy_) {  // the original protocol has no error frame: just close
+    uint8_t f[wire::kMaxErrFrameSize];
+    append_out(c, f, wire::encode_err(f, c->err_code, c->err_reason, strlen(c->err_reason)));
+  }
   if (c->err_code < kErrCodes) stats.errors[c->err_code].add();
   start_linger(c, draining_ ? kDrainLingerMs : kLingerMs);
   write_out(c);

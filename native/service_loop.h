@@ -69,8 +69,9 @@ class ServiceLoop {
   void on_read(Conn* c);
   bool read_large_frame(Conn* c);
   size_t parse(Conn* c, uint8_t* base, size_t avail);
-  void add_message(Conn* c, const uint8_t* name, uint8_t name_len, uint64_t msg_id,
-                   uint32_t payload_len, size_t name_offset);
+  size_t parse_legacy(Conn* c, uint8_t* base, size_t avail);
+  void add_message(Conn* c, uint32_t client_id, uint8_t name_len, uint64_t msg_id, uint32_t payload_len,
+                   size_t name_offset, uint16_t payload_gap);
   void keep_partial(Conn* c, const uint8_t* p, size_t n);
   void on_completion(Batch* b);
   void ack(Conn* c, uint8_t status, uint64_t msg_id);
@@ -94,6 +95,7 @@ class ServiceLoop {
 
   Engine& engine_;
   const uint32_t index_;
+  const bool legacy_;      // protocol 'legacy': fixed structs, "ack" replies
   event_base* base_ = nullptr;
   event* notify_event_ = nullptr;
   event* sweep_event_ = nullptr;
