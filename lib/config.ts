@@ -349,3 +349,77 @@ export function configFromJson(text: string, source: string): ServerOptions {
   }
   return parsed as ServerOptions;
 }
+
+/** What an original-server `app.conf` holds, mapped onto our options. */
+export interface AppConf {
+  options: ServerOptions;
+  /** TIME_INTERVAL_BTN_MSG: the original client's pause between messages, in milliseconds. */
+  timeIntervalMs: number | undefined;
+}
+
+const APP_CONF_KEYS = ['IP', 'PORT', 'FILE_NAME', 'MSG_PER_WRITE', 'TIME_INTERVAL_BTN_MSG'] as const;
+
+/**
+ * Parses the original server's `app.conf` (KEY=VALUE lines). It means what it
+ * meant to the original: the legacy protocol and the text file format, on
+ * IP:PORT, writing FILE_NAME, MSG_PER_WRITE messages per write. Unknown keys
+ * and bad values are reported with their line, all at once.
+ */
+export function parseAppConf(text: string, source: string): AppConf {
+  const issues: ConfigIssue[] = [];
+  const options: ServerOptions = { protocol: 'legacy', file: { format: 'text' } };
+  let timeIntervalMs: number | undefined;
+  const integer = (key: string, line: number, raw: string, min: number, max: number): number | undefined => {
+    const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+    if (Number.isSafeInteger(n) && n >= min && n <= max) return n;
+    issues.push({ field: `${key} (${source} line ${line})`, value: raw, allowed: `integer ${min}..${max}` });
+    return undefined;
+  };
+  text.split(/\r?\n/).forEach((rawLine, i) => {
+    const line = i + 1;
+    const trimmed = rawLine.trim();
+    if (trimmed === '' || trimmed.startsWith('#')) return;
+    const eq = trimmed.indexOf('=');
+    if (eq < 0) {
+      issues.push({ field: `(${source} line ${line})`, value: trimmed, allowed: 'KEY=VALUE' });
+      return;
+    }
+    const key = trimmed.slice(0, eq).trim();
+    const value = trimmed.slice(eq + 1).trim();
+    switch (key) {
+      case 'IP':
+        if (value === '') issues.push({ field: `IP (${source} line ${line})`, value, allowed: 'a host name or address' });
+        else options.host = value;
+        break;
+      case 'PORT':
+        options.port = integer(key, line, value, 0, 65535) ?? options.port;
+        break;
+      case 'FILE_NAME':
+        if (value === '') issues.push({ field: `FILE_NAME (${source} line ${line})`, value, allowed: 'a file path' });
+        else options.file!.path = value;
+        break;
+      case 'MSG_PER_WRITE': {
+        const n = integer(key, line, value, 1, 1_000_000);
+        if (n !== undefined) options.batch = { maxMessages: n };
+        break;
+      }
+      case 'TIME_INTERVAL_BTN_MSG':
+        timeIntervalMs = integer(key, line, value, 0, MAX_TIMEOUT_MS) ?? timeIntervalMs;
+        break;
+      default:
+        issues.push({ field: `${key} (${source} line ${line})`, value, allowed: `one of the keys ${APP_CONF_KEYS.join(', ')}` });
+    }
+  });
+  if (issues.length > 0) throw new ConfigError(issues, `invalid ${source}: ${issues.map(formatIssue).join('; ')}`);
+  return { options, timeIntervalMs };
+}
+
+/** True when a config file's text is an `app.conf` rather than JSON. */
+export function isAppConf(text: string, source: string): boolean {
+  return source.endsWith('.conf') || !/^\s*[{[]/.test(text);
+}
+
+/** Reads a config file of either kind: JSON options or an original `app.conf`. */
+export function configFromFile(text: string, source: string): ServerOptions {
+  return isAppConf(text, source) ? parseAppConf(text, source).options : configFromJson(text, source);
+}

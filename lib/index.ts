@@ -9,3 +9,7 @@ export { resolveConfig, ConfigError, DEFAULTS } from './config';
 export type { ServerOptions, ResolvedConfig, AckMode, FsyncPolicy, FileFormat, Protocol } from './config';
 export { AckError, ServerError, ConnectionClosedError } from './errors';
 export { ProtocolError, AckStatus, ErrCode } from './codec';
+export { parseAppConf, configFromFile, configFromJson } from './config';
+export type { AppConf } from './config';
+export { ConnectTimeoutError } from './errors';
+export { LegacyClient, encodeLegacyFrame } from './legacy-client';

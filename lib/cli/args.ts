@@ -158,6 +158,10 @@ export interface ClientArgs {
   window: number;
   /** Positional messages; empty = read lines from stdin. */
   messages: string[];
+  /** --legacy: the original client's behaviour and protocol. */
+  legacy: boolean;
+  /** --config app.conf (legacy mode; else $MS_HOME/app.conf). */
+  configPath: string | undefined;
 }
 
 function parseInteger(flag: string, raw: string, min: number, max: number): number {
@@ -181,10 +185,16 @@ export function parseClientArgs(argv: readonly string[]): ClientArgs {
         'client-id': { type: 'string' },
         name: { type: 'string' },
         window: { type: 'string' },
+        legacy: { type: 'boolean' },
+        config: { type: 'string' },
       },
     }),
   );
   const clientId = values['client-id'];
+  const legacy = values.legacy === true;
+  if (legacy && values.help !== true && positionals.length !== 2) {
+    throw new UsageError('msgclient --legacy takes exactly <client_id> <msg1,msg2,...>');
+  }
   return {
     help: values.help === true,
     host: values.host ?? DEFAULTS.host,
@@ -193,21 +203,31 @@ export function parseClientArgs(argv: readonly string[]): ClientArgs {
     name: values.name ?? '',
     window: values.window === undefined ? 1024 : parseInteger('window', values.window, 1, 1_000_000),
     messages: positionals,
+    legacy,
+    configPath: values.config,
   };
 }
 
 export function clientUsage(): string {
   return [
     'usage: msgclient [--host h] [--port p] [--client-id n] [--name s] [--window n] [msg ...]',
+    '       msgclient --legacy [--config app.conf] [--host h] [--port p] <client_id> <msg1,msg2,...>',
     '',
     'Sends each positional argument as one message, or, with none, each line of stdin.',
     'Prints one line per acknowledgement: "ack msg_id=1 status=OK".',
+    '',
+    'With --legacy it behaves like the original client: protocol legacy, the comma-separated',
+    'messages sent one at a time with msg ids from 1 and name client_<id>, TIME_INTERVAL_BTN_MSG',
+    '(milliseconds) between them; IP, PORT and the interval come from --config or $MS_HOME/app.conf,',
+    'flags win. Prints each ack with its latency, then the total and average latency.',
     '',
     `  --host <h>        server address (default ${DEFAULTS.host})`,
     `  --port <p>        server port (default ${DEFAULTS.port})`,
     '  --client-id <n>   u32 client id (default random)',
     '  --name <s>        name stored with every message (default empty)',
     '  --window <n>      messages in flight before waiting for ACKs (default 1024)',
+    '  --legacy          the original protocol and client behaviour (see above)',
+    '  --config <file>   app.conf for --legacy',
     '  --help            show this text',
     '',
     'exit status: 0 all messages OK, 1 some message rejected or lost, 2 bad flags, 3 cannot connect',
@@ -260,7 +280,7 @@ export function logUsage(): string {
     'cat     prints every record: json = one JSON object per line',
     '        {"seq","time","clientId","msgId","name","payload"[,"payloadBase64"]};',
     '        text = the original server line "<client_id> <msg_id> <name> <message>"',
-    '        (backslash and newline in name/message escaped as \\\\ and \\n).',
+    '        escaped as file.format text writes it (docs/legacy.md).',
     '        A torn last record is an error unless --allow-torn-tail.',
     'verify  checks every record (CRC, sequence order) and prints a summary.',
     '',

@@ -1,8 +1,13 @@
 #!/usr/bin/env node
 // msgclient: sends messages (arguments, or stdin lines) and prints one line per
 // acknowledgement, in send order. Sends are pipelined through one connection.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as readline from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MessageClient } from '../client';
+import { ConfigError, parseAppConf } from '../config';
+import { LegacyClient } from '../legacy-client';
 import { AckError } from '../errors';
 import {
   clientUsage,
@@ -71,6 +76,55 @@ async function sendLines(client: MessageClient, args: ClientArgs, reporter: Repo
   await Promise.all(outstanding.slice(head));
 }
 
+/**
+ * The original client: one message at a time, msg ids from 1, name
+ * client_<id>, a pause of TIME_INTERVAL_BTN_MSG between messages, each ack
+ * printed with its latency, then the total and the average.
+ */
+async function runLegacy(argv: string[], args: ClientArgs): Promise<number> {
+  const confPath = args.configPath ?? (process.env.MS_HOME ? path.join(process.env.MS_HOME, 'app.conf') : undefined);
+  let host = args.host;
+  let port = args.port;
+  let intervalMs = 0;
+  if (confPath && fs.existsSync(confPath)) {
+    const conf = parseAppConf(fs.readFileSync(confPath, 'utf8'), confPath);
+    if (!argv.includes('--host')) host = conf.options.host ?? host;
+    if (!argv.includes('--port')) port = conf.options.port ?? port;
+    intervalMs = conf.timeIntervalMs ?? 0;
+  }
+  const clientId = parseInteger(args.messages[0]);
+  const messages = args.messages[1].split(',');
+  let client: LegacyClient;
+  try {
+    client = await LegacyClient.connect({ host, port });
+  } catch (err) {
+    exitWith(EXIT_UNAVAILABLE, `cannot connect to ${host}:${port}: ${(err as Error).message}`);
+  }
+  let totalMs = 0;
+  for (let i = 0; i < messages.length; i++) {
+    if (i > 0 && intervalMs > 0) await sleep(intervalMs);
+    const t0 = process.hrtime.bigint();
+    try {
+      await client.send(clientId, i + 1, `client_${clientId}`, messages[i]);
+    } catch (err) {
+      process.stderr.write(`msgclient: message ${i + 1} not acknowledged: ${(err as Error).message}\n`);
+      return EXIT_FAILURE;
+    }
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    totalMs += ms;
+    process.stdout.write(`ack msg_id=${i + 1} latency=${ms.toFixed(3)}ms\n`);
+  }
+  await client.close();
+  process.stdout.write(`total latency ${totalMs.toFixed(3)}ms, average ${(totalMs / messages.length).toFixed(3)}ms over ${messages.length} message(s)\n`);
+  return EXIT_OK;
+}
+
+function parseInteger(raw: string): number {
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n > 0xffffffff) exitWith(EXIT_USAGE, `client_id must be an integer 0..4294967295, got '${raw}'`);
+  return n;
+}
+
 function exitWith(code: number, message?: string): never {
   if (message !== undefined) process.stderr.write(`msgclient: ${message}\n`);
   process.exit(code);
@@ -87,6 +141,14 @@ async function main(argv: string[]): Promise<number> {
   if (args.help) {
     process.stdout.write(clientUsage() + '\n');
     return EXIT_OK;
+  }
+  if (args.legacy) {
+    try {
+      return await runLegacy(argv, args);
+    } catch (err) {
+      if (err instanceof ConfigError) exitWith(EXIT_USAGE, err.message);
+      throw err;
+    }
   }
   let client: MessageClient;
   try {

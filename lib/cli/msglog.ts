@@ -5,6 +5,7 @@
 import { isUtf8 } from 'node:buffer';
 import { once } from 'node:events';
 import { LogCorruptError, readLog, verifyLog, type VerifyResult } from '../log-reader';
+import { encodeTextLine } from '../text-format';
 import type { LogRecord } from '../record';
 import {
   EXIT_FAILURE,
@@ -32,13 +33,10 @@ export function recordToJson(r: LogRecord): string {
   return JSON.stringify(out);
 }
 
-/** The original's escaping: one record per line, so backslash and newline are escaped. */
-function escapeText(s: string): string {
-  return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
-}
-
+/** The text log's line (lib/text-format.ts), without its newline: exactly what file.format 'text' writes. */
 export function recordToText(r: LogRecord): string {
-  return `${r.clientId} ${r.msgId} ${escapeText(r.name)} ${escapeText(r.payload.toString('utf8'))}`;
+  const line = encodeTextLine({ clientId: r.clientId, msgId: r.msgId, name: r.nameBytes, payload: r.payload });
+  return line.subarray(0, line.length - 1).toString('utf8');
 }
 
 /** Writes with back-pressure so a multi-GB log does not pile up in memory. */

@@ -2,7 +2,8 @@
 // msgserver: runs a MessageServer from flags and/or a JSON config file until
 // SIGINT/SIGTERM, then closes it cleanly (drain, flush, fsync, ACK).
 import * as fs from 'node:fs';
-import { ConfigError, configFromJson, resolveConfig, type ServerOptions } from '../config';
+import * as path from 'node:path';
+import { ConfigError, configFromFile, resolveConfig, type ServerOptions } from '../config';
 import type { LogEntry, MessageServer, RecoveredInfo } from '../server';
 import {
   EXIT_FAILURE,
@@ -14,18 +15,27 @@ import {
   UsageError,
 } from './args';
 
-/** Reads flags (and --config) into options; throws UsageError or ConfigError. */
+/**
+ * Reads flags and the config file into options; throws UsageError or
+ * ConfigError. The file is --config (JSON options, or an original app.conf),
+ * else $MS_HOME/app.conf when it exists, as the original server did.
+ */
 function loadOptions(argv: string[]): ServerOptions | 'help' {
   const args = parseServerArgs(argv);
   if (args.help) return 'help';
-  if (args.configPath === undefined) return args.flags;
+  let configPath = args.configPath;
+  const home = process.env.MS_HOME;
+  if (configPath === undefined && home && fs.existsSync(path.join(home, 'app.conf'))) {
+    configPath = path.join(home, 'app.conf');
+  }
+  if (configPath === undefined) return args.flags;
   let text: string;
   try {
-    text = fs.readFileSync(args.configPath, 'utf8');
+    text = fs.readFileSync(configPath, 'utf8');
   } catch (err) {
-    throw new UsageError(`cannot read config file ${args.configPath}: ${(err as Error).message}`);
+    throw new UsageError(`cannot read config file ${configPath}: ${(err as Error).message}`);
   }
-  return mergeServerOptions(configFromJson(text, args.configPath), args.flags);
+  return mergeServerOptions(configFromFile(text, configPath), args.flags);
 }
 
 function fail(code: number, message: string): never {
