@@ -140,10 +140,14 @@ test('flags override the config file field by field', () => {
 test('msgclient arguments: defaults, values, positional messages', () => {
   assert.deepEqual(parseClientArgs([]), {
     help: false, host: '127.0.0.1', port: 9000, clientId: undefined, name: '', window: 1024, messages: [],
+    legacy: false, configPath: undefined,
   });
   assert.deepEqual(parseClientArgs(['--host', 'h', '--port', '1', '--client-id', '4294967295', '--name', 'n', '--window', '2', 'a', 'b c']), {
     help: false, host: 'h', port: 1, clientId: 4294967295, name: 'n', window: 2, messages: ['a', 'b c'],
+    legacy: false, configPath: undefined,
   });
+  assert.deepEqual(parseClientArgs(['--legacy', '--config', 'app.conf', '7', 'x,y']).messages, ['7', 'x,y']);
+  assert.throws(() => parseClientArgs(['--legacy', '7']), /exactly <client_id> <msg1,msg2,...>/);
   assert.throws(() => parseClientArgs(['--port', '0']), /--port must be an integer 1\.\.65535, got '0'/);
   assert.throws(() => parseClientArgs(['--window', 'many']), UsageError);
   assert.throws(() => parseClientArgs(['--client-id', '4294967296']), UsageError);
