@@ -13,8 +13,14 @@ export type FsyncPolicy = 'never' | 'interval' | 'batch';
 export interface FileOptions {
   path?: string;
   format?: FileFormat;
-  /** Rotate the active file once it reaches this many bytes; 0 = never. */
+  /**
+   * Rotate the active segment before it passes this many bytes; 0 = never.
+   * With rotation on (rotateBytes or rotateMs), `path` is a directory of
+   * segments named by their first sequence number.
+   */
   rotateBytes?: number;
+  /** Also rotate a segment this old (ms) that holds records; 0 = never. */
+  rotateMs?: number;
   fsync?: FsyncPolicy;
   fsyncIntervalMs?: number;
   /** Start even if the log has corruption before its tail (truncate it there). */
@@ -84,6 +90,7 @@ export const DEFAULTS: Readonly<ResolvedConfig> = deepFreeze({
     path: 'messages.log',
     format: 'binary',
     rotateBytes: 0,
+    rotateMs: 0,
     fsync: 'interval',
     fsyncIntervalMs: 1000,
     repair: false,
@@ -165,6 +172,7 @@ const SECTION_RULES: Record<'file' | 'batch' | 'limits', Record<string, Rule>> =
       // A rotation size below one page would rotate after nearly every batch.
       accept: (n) => n === 0 || n >= MIN_ROTATE_BYTES,
     },
+    rotateMs: int(0, 30 * 86_400_000),
     fsync: oneOf('never', 'interval', 'batch'),
     fsyncIntervalMs: int(1, 3_600_000),
     repair: { kind: 'bool' },
@@ -284,6 +292,11 @@ function resolveSection(
  */
 function crossCheck(cfg: ResolvedConfig, queueGiven: boolean, issues: ConfigIssue[]): void {
   const failed = new Set(issues.map((i) => i.field));
+  const rotating = cfg.file.rotateBytes > 0 || cfg.file.rotateMs > 0;
+  if (rotating && cfg.file.format === 'text' && !failed.has('file.format')) {
+    // Text lines carry no sequence number to name or order segments by.
+    issues.push({ field: 'file.format', value: 'text', allowed: "'binary' when file.rotateBytes or file.rotateMs is set" });
+  }
   if (failed.has('limits.maxQueueBytes') || failed.has('limits.maxMessageBytes')) return;
   const min = cfg.limits.maxMessageBytes + QUEUE_HEADROOM;
   if (cfg.limits.maxQueueBytes >= min) return;

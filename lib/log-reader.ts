@@ -62,6 +62,10 @@ export interface VerifyResult {
   firstBadOffset: number | null; // where the first problem starts (= end of the valid part)
   reason: string | null;
   tornTail: boolean;
+  /** Files checked: 1 for a file, the segment count for a directory. */
+  segments: number;
+  /** The file holding the first problem (a segment of a directory), or null. */
+  file: string | null;
 }
 
 // ---- chunked reading ----
@@ -321,46 +325,114 @@ async function walk(path: string, opts: { chunkSize?: number; format?: 'binary' 
 
 // ---- public API ----
 
+const SEGMENT_NAME = /^\d{20}\.log$/;
+
 /**
- * Streams the records of a log file. Throws LogCorruptError at the first bad
- * record (after yielding every good one before it); a torn tail throws too
- * unless opts.allowTornTail.
+ * The segment files of a rotated log directory, in write order (their names
+ * are the first sequence number, zero-padded). Other files are ignored.
+ */
+export async function listSegments(dir: string): Promise<string[]> {
+  const names = (await fs.promises.readdir(dir)).filter((n) => SEGMENT_NAME.test(n)).sort();
+  return names.map((n) => `${dir}/${n}`);
+}
+
+async function filesOf(path: string): Promise<{ files: string[]; isDir: boolean }> {
+  const st = await fs.promises.stat(path);
+  if (!st.isDirectory()) return { files: [path], isDir: false };
+  return { files: await listSegments(path), isDir: true };
+}
+
+/**
+ * Streams the records of a log file, or of a directory of rotated segments in
+ * order. Throws LogCorruptError at the first bad record (after yielding every
+ * good one before it). A torn tail throws too unless opts.allowTornTail; in a
+ * directory only the last segment may have one (closed segments are complete).
  */
 export async function* readLog(path: string, opts: ReadLogOptions = {}): AsyncIterableIterator<LogRecord> {
-  const walker = await walk(path, opts);
-  try {
-    for (;;) {
-      const step = await walker.next();
-      if (step.done) {
-        const p = step.value.problem;
-        if (p && !(p.torn && opts.allowTornTail)) throw new LogCorruptError(path, p.offset, p.reason, p.torn);
-        return;
+  const { files } = await filesOf(path);
+  let lastSeq: bigint | null = null;
+  // Segments wholly before fromSeq are skipped: the next one's name says where it starts.
+  let first = 0;
+  if (opts.fromSeq !== undefined) {
+    while (first + 1 < files.length && BigInt(files[first + 1].slice(-24, -4)) <= opts.fromSeq) first++;
+  }
+  for (let i = first; i < files.length; i++) {
+    const file = files[i];
+    const last = i === files.length - 1;
+    const walker = await walk(file, opts);
+    try {
+      for (;;) {
+        const step = await walker.next();
+        if (step.done) {
+          const p = step.value.problem;
+          if (p && !(p.torn && opts.allowTornTail && last)) throw new LogCorruptError(file, p.offset, p.reason, p.torn);
+          break;
+        }
+        const rec = step.value;
+        if (lastSeq !== null && rec.seq <= lastSeq) {
+          throw new LogCorruptError(file, rec.offset, `sequence ${rec.seq} not above ${lastSeq} of the previous segment`);
+        }
+        lastSeq = rec.seq;
+        if (opts.fromSeq === undefined || rec.seq >= opts.fromSeq) yield rec;
       }
-      if (opts.fromSeq === undefined || step.value.seq >= opts.fromSeq) yield step.value;
+    } finally {
+      await walker.return(undefined as never); // closes the file when the caller stops early
     }
-  } finally {
-    await walker.return(undefined as never); // closes the file when the caller stops early
   }
 }
 
-/** Checks a whole log file; never throws for bad content (only for I/O errors). */
+/**
+ * Checks a whole log file, or every segment of a rotated log directory
+ * (counts, first and last sequence, the first bad offset and its file).
+ * Never throws for bad content, only for I/O errors.
+ */
 export async function verifyLog(
   path: string,
   opts: { chunkSize?: number; format?: 'binary' | 'text' | 'auto' } = {},
 ): Promise<VerifyResult> {
-  const walker = await walk(path, opts);
-  let step = await walker.next();
-  while (!step.done) step = await walker.next();
-  const s = step.value;
-  return {
+  const { files, isDir } = await filesOf(path);
+  const out: VerifyResult = {
     path,
-    ok: s.problem === null,
-    records: s.records,
-    bytes: s.size,
-    firstSeq: s.firstSeq,
-    lastSeq: s.lastSeq,
-    firstBadOffset: s.problem ? s.problem.offset : null,
-    reason: s.problem ? s.problem.reason : null,
-    tornTail: s.problem ? s.problem.torn : false,
+    ok: true,
+    records: 0,
+    bytes: 0,
+    firstSeq: null,
+    lastSeq: null,
+    firstBadOffset: null,
+    reason: null,
+    tornTail: false,
+    segments: isDir ? files.length : 1,
+    file: null,
   };
+  for (let i = 0; i < files.length; i++) {
+    const walker = await walk(files[i], opts);
+    let step = await walker.next();
+    let firstInFile: bigint | null = null;
+    while (!step.done) {
+      firstInFile ??= step.value.seq;
+      step = await walker.next();
+    }
+    const s = step.value;
+    out.bytes += s.size;
+    if (out.ok && out.lastSeq !== null && firstInFile !== null && firstInFile <= out.lastSeq) {
+      out.ok = false;
+      out.file = files[i];
+      out.firstBadOffset = 16;
+      out.reason = `sequence ${firstInFile} not above ${out.lastSeq} of the previous segment`;
+    }
+    if (out.ok) {
+      out.records += s.records;
+      out.firstSeq ??= s.firstSeq;
+      out.lastSeq = s.lastSeq ?? out.lastSeq;
+      if (s.problem) {
+        out.ok = false;
+        out.file = files[i];
+        out.firstBadOffset = s.problem.offset;
+        out.reason = s.problem.reason;
+        // Only the active (last) segment can be torn; a closed one was synced whole.
+        out.tornTail = s.problem.torn && i === files.length - 1;
+      }
+    }
+  }
+  return out;
 }

@@ -11,6 +11,8 @@ export interface NativeOptions {
   ackMode: string;
   filePath: string;
   format: string;
+  rotateBytes: number;
+  rotateMs: number;
   fsync: string;
   fsyncIntervalMs: number;
   repair: boolean;
@@ -26,9 +28,10 @@ export interface NativeOptions {
 }
 
 export interface NativeEvent {
-  type: 'log' | 'recovered' | 'error';
+  type: 'log' | 'recovered' | 'error' | 'rotate';
   level: string;
   message: string;
+  detail: string;
   a: number;
   b: number;
   c: number;
@@ -67,6 +70,7 @@ export interface NativeStats {
   failedRecords: number;
   lastSeq: number;
   tornBytesCut: number;
+  rotations: number;
   threads: NativeThreadStats[];
 }
 

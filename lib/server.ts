@@ -38,12 +38,20 @@ export interface CloseReport {
   timedOut: boolean;
 }
 
+export interface RotateInfo {
+  /** The segment just closed (complete and synced). */
+  closed: string;
+  /** The new active segment. */
+  next: string;
+}
+
 export interface ServerEvents {
   listening: [ServerAddress];
   close: [CloseReport];
   error: [Error];
   log: [LogEntry];
   recovered: [RecoveredInfo];
+  rotate: [RotateInfo];
 }
 
 type StatusCounts = Record<keyof typeof AckStatus, number>;
@@ -75,11 +83,12 @@ export interface ServerStats {
   failedRecords: number;
   lastSeq: number;
   tornBytesCut: number;
+  /** Segments closed by rotation. */
+  rotations: number;
   threads: NativeStats['threads'];
 }
 
 const NOT_BUILT_YET: Array<[(c: ResolvedConfig) => boolean, string]> = [
-  [(c) => c.file.rotateBytes !== 0, 'file.rotateBytes is not supported by this build yet (allowed: 0)'],
 ];
 
 export class MessageServer extends EventEmitter<ServerEvents> {
@@ -153,6 +162,9 @@ export class MessageServer extends EventEmitter<ServerEvents> {
       case 'log':
         this.log(ev.level as LogEntry['level'], ev.message);
         break;
+      case 'rotate':
+        this.emit('rotate', { closed: ev.message, next: ev.detail });
+        break;
       case 'recovered':
         this.emit('recovered', { message: ev.message, offset: ev.a, bytesCut: ev.b, lastSeq: ev.c });
         break;
@@ -182,6 +194,8 @@ function toNative(c: ResolvedConfig): NativeOptions {
     ackMode: c.ackMode,
     filePath: c.file.path,
     format: c.file.format,
+    rotateBytes: c.file.rotateBytes,
+    rotateMs: c.file.rotateMs,
     fsync: c.file.fsync,
     fsyncIntervalMs: c.file.fsyncIntervalMs,
     repair: c.file.repair,
@@ -230,6 +244,7 @@ function fromNative(raw: NativeStats | null): ServerStats {
     failedRecords: n.failedRecords ?? 0,
     lastSeq: n.lastSeq ?? 0,
     tornBytesCut: n.tornBytesCut ?? 0,
+    rotations: n.rotations ?? 0,
     threads: n.threads ?? [],
   };
 }

@@ -37,6 +37,8 @@ EngineConfig parse_config(const Napi::Object& o) {
   c.protocol = get_string(o, "protocol") == "legacy" ? msgs::Protocol::kLegacy : msgs::Protocol::kV1;
   c.file_path = get_string(o, "filePath");
   c.format = get_string(o, "format") == "text" ? msgs::FileFormat::kText : msgs::FileFormat::kBinary;
+  c.rotate_bytes = static_cast<uint64_t>(get_number(o, "rotateBytes"));
+  c.rotate_ms = static_cast<uint64_t>(get_number(o, "rotateMs"));
   std::string fsync = get_string(o, "fsync");
   c.fsync = fsync == "never" ? msgs::FsyncPolicy::kNever
           : fsync == "batch" ? msgs::FsyncPolicy::kBatch
@@ -169,6 +171,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     set(o, "failedRecords", w.failed_records.get());
     set(o, "lastSeq", w.last_seq.get());
     set(o, "tornBytesCut", w.torn_bytes_cut.get());
+    set(o, "rotations", w.rotations.get());
     o.Set("threads", threads);
     return o;
   }
@@ -223,6 +226,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       o.Set("type", e->type);
       o.Set("level", e->level);
       o.Set("message", e->message);
+      o.Set("detail", e->detail);
       set(o, "a", e->a);
       set(o, "b", e->b);
       set(o, "c", e->c);

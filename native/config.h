@@ -19,6 +19,8 @@ struct EngineConfig {
 
   std::string file_path = "messages.log";
   FileFormat format = FileFormat::kBinary;
+  uint64_t rotate_bytes = 0;           // 0: off. On: file_path is a directory of segments
+  uint64_t rotate_ms = 0;              // 0: off
   FsyncPolicy fsync = FsyncPolicy::kInterval;
   uint32_t fsync_interval_ms = 1000;
   bool repair = false;

@@ -23,9 +23,10 @@ struct Batch;
 // Something the engine reports to its host (the Node binding): log lines,
 // recovery, write errors. Called from engine threads; must not block.
 struct EngineEvent {
-  std::string type;     // "log", "recovered", "error"
+  std::string type;     // "log", "recovered", "error", "rotate"
   std::string level;    // for "log": "info", "warn", "error"
   std::string message;
+  std::string detail;   // "rotate": the new segment's path
   uint64_t a = 0, b = 0, c = 0;  // type-specific numbers (see addon.cc)
 };
 using EventSink = std::function<void(EngineEvent&&)>;

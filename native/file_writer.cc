@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +37,26 @@ void sync_dir(const std::string& path) {
   close(dfd);
 }
 
+constexpr char kSegmentSuffix[] = ".log";
+constexpr size_t kSegmentDigits = 20;
+
+// "00000000000000000042.log" -> 42; anything else -> 0.
+uint64_t segment_first_seq(const std::string& name) {
+  if (name.size() != kSegmentDigits + sizeof kSegmentSuffix - 1) return 0;
+  if (name.compare(kSegmentDigits, std::string::npos, kSegmentSuffix) != 0) return 0;
+  uint64_t v = 0;
+  for (size_t i = 0; i < kSegmentDigits; i++) {
+    if (name[i] < '0' || name[i] > '9') return 0;
+    v = v * 10 + uint64_t(name[i] - '0');
+  }
+  return v;
+}
+
+std::string segment_path(const std::string& dir, uint64_t first_seq) {
+  std::string digits = std::to_string(first_seq);
+  return dir + "/" + std::string(kSegmentDigits - digits.size(), '0') + digits + kSegmentSuffix;
+}
+
 }  // namespace
 
 FileWriter::FileWriter(Engine& engine) : engine_(engine) {}
@@ -47,34 +68,73 @@ FileWriter::~FileWriter() {
 }
 
 void FileWriter::open() {
-  path_ = engine_.config().file_path;
+  const EngineConfig& cfg = engine_.config();
+  text_ = cfg.format == FileFormat::kText;
+  rotating_ = cfg.rotate_bytes > 0 || cfg.rotate_ms > 0;
+  if (rotating_) {
+    open_segments();
+  } else {
+    open_file(cfg.file_path);
+  }
+  ensure_capacity(cfg.batch_max_bytes + 64 * 1024);
+  wake_.assign(engine_.service_count(), 0);
+  last_sync_ms_ = segment_opened_ms_ = monotonic_ms();
+}
+
+// Opens (creating it if needed) the active file and recovers its tail.
+void FileWriter::open_file(const std::string& path) {
+  path_ = path;
   fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) throw std::runtime_error("cannot open " + path_ + ": " + strerror(errno));
   struct stat st;
   if (fstat(fd_, &st) != 0) throw std::runtime_error("cannot stat " + path_ + ": " + strerror(errno));
-  text_ = engine_.config().format == FileFormat::kText;
   if (text_) {
     recover_text(static_cast<uint64_t>(st.st_size));
   } else if (st.st_size == 0) {
-    write_header();
+    if (int err = write_header()) throw std::runtime_error("cannot write " + path_ + ": " + strerror(err));
   } else {
     recover(static_cast<uint64_t>(st.st_size));
   }
-  ensure_capacity(engine_.config().batch_max_bytes + 64 * 1024);
-  wake_.assign(engine_.service_count(), 0);
-  last_sync_ms_ = monotonic_ms();
 }
 
-void FileWriter::write_header() {
+// With rotation, file.path is a directory of segments named by the sequence
+// number of their first record (20 digits, so names sort in write order).
+// The last segment is the active one.
+void FileWriter::open_segments() {
+  dir_ = engine_.config().file_path;
+  if (mkdir(dir_.c_str(), 0755) != 0 && errno != EEXIST) {
+    throw std::runtime_error("cannot create directory " + dir_ + ": " + strerror(errno));
+  }
+  DIR* d = opendir(dir_.c_str());
+  if (!d) throw std::runtime_error("cannot open directory " + dir_ + ": " + strerror(errno));
+  std::string last;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (segment_first_seq(name) != 0 && name > last) last = name;
+  }
+  closedir(d);
+  if (last.empty()) {
+    open_file(segment_path(dir_, 1));
+    return;
+  }
+  open_file(dir_ + "/" + last);
+  // An empty active segment still says where the sequence stands.
+  uint64_t first = segment_first_seq(last);
+  if (seq_ + 1 < first) seq_ = first - 1;
+  stats.last_seq.v.store(seq_, std::memory_order_relaxed);
+}
+
+// Writes a fresh file header (and makes the new file's name durable).
+// Returns 0 or an errno.
+int FileWriter::write_header() {
   uint8_t h[record::kFileHeaderSize];
   record::encode_file_header(h);
-  if (ftruncate(fd_, 0) != 0 || pwrite(fd_, h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) {
-    throw std::runtime_error("cannot write " + path_ + ": " + strerror(errno));
-  }
-  fdatasync(fd_);
+  if (ftruncate(fd_, 0) != 0) return errno;
+  if (pwrite(fd_, h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return errno ? errno : EIO;
+  if (fdatasync(fd_) != 0) return errno;
   sync_dir(path_);
   offset_ = sizeof h;
-  seq_ = 0;
+  return 0;
 }
 
 // Scans the whole file: a torn tail (nothing valid after the first bad byte)
@@ -94,7 +154,7 @@ void FileWriter::recover(uint64_t size) {
     uint8_t got[record::kFileHeaderSize];
     ssize_t n = pread(fd_, got, sizeof got, 0);
     if (size < sizeof h && n == static_cast<ssize_t>(size) && memcmp(got, h, size) == 0) {
-      write_header();
+      if (int err = write_header()) throw std::runtime_error("cannot write " + path_ + ": " + strerror(err));
       return;
     }
     throw std::runtime_error(path_ + " is not a msgserver log (bad file header); refusing to append to it");
@@ -112,12 +172,12 @@ void FileWriter::recover(uint64_t size) {
     close(fd_);
     fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) throw std::runtime_error("cannot open " + path_ + ": " + strerror(errno));
-    write_header();
+    if (int err = write_header()) throw std::runtime_error("cannot write " + path_ + ": " + strerror(err));
     seq_ = s.max_seq;
     engine_.log("warn", path_ + ": corrupt record at byte offset " + std::to_string(s.valid_end) +
                             "; damaged file kept as " + aside + ", continuing in a clean file after seq " +
                             std::to_string(seq_));
-    EngineEvent ev{"recovered", "", "repaired: damaged file kept as " + aside, s.valid_end, 0, seq_};
+    EngineEvent ev{"recovered", "", "repaired: damaged file kept as " + aside, "", s.valid_end, 0, seq_};
     engine_.emit(std::move(ev));
     return;
   }
@@ -132,7 +192,7 @@ void FileWriter::recover(uint64_t size) {
     std::string msg = path_ + ": cut a torn tail of " + std::to_string(s.tail_bytes) + " bytes at offset " +
                       std::to_string(s.valid_end) + " (last good seq " + std::to_string(s.last_seq) + ")";
     engine_.log("warn", msg);
-    EngineEvent ev{"recovered", "", msg, s.valid_end, s.tail_bytes, s.last_seq};
+    EngineEvent ev{"recovered", "", msg, "", s.valid_end, s.tail_bytes, s.last_seq};
     engine_.emit(std::move(ev));
   }
   stats.last_seq.add(seq_);
@@ -167,7 +227,7 @@ void FileWriter::recover_text(uint64_t size) {
   std::string msg = path_ + ": cut a partial last line of " + std::to_string(size - end) + " bytes at offset " +
                     std::to_string(end);
   engine_.log("warn", msg);
-  EngineEvent ev{"recovered", "", msg, end, size - end, 0};
+  EngineEvent ev{"recovered", "", msg, "", end, size - end, 0};
   engine_.emit(std::move(ev));
 }
 
@@ -227,6 +287,15 @@ void FileWriter::run() {
         timeout = timeout < 0 ? left : std::min(timeout, left);
       }
     }
+    if (rotating_ && cfg.rotate_ms > 0 && segment_records_ > 0) {
+      if (now - segment_opened_ms_ >= cfg.rotate_ms) {
+        flush();
+        rotate();
+      } else {
+        int left = static_cast<int>(segment_opened_ms_ + cfg.rotate_ms - now);
+        timeout = timeout < 0 ? left : std::min(timeout, left);
+      }
+    }
     // acquire: pairs with request_stop(); every service thread has exited, so
     // an empty queue now stays empty.
     if (stop_.load(std::memory_order_acquire) && engine_.queue().empty()) {
@@ -255,6 +324,12 @@ void FileWriter::take(Batch* b) {
   for (uint32_t i = 0; i < n; i++) {
     MsgRef& m = b->msgs[i];
     if (m.status != kPending) continue;  // rejected at parse (TOO_LARGE)
+    if (rotating_ && rotation_due(record::record_size(m.name_len, m.payload_len))) {
+      spans_.push_back(Span{b, begin, i});  // a record is never split across segments
+      begin = i;
+      flush();
+      rotate();
+    }
     const uint8_t* name = b->data + m.offset;
     const uint8_t* payload = b->data + m.payload_offset();
     ++seq_;
@@ -321,6 +396,7 @@ bool FileWriter::store(int* err) {
   stats.bytes.add(buf_len_);
   stats.last_seq.v.store(seq_, std::memory_order_relaxed);
   unsynced_records_ += buf_msgs_;
+  segment_records_ += buf_msgs_;
   return true;
 }
 
@@ -357,7 +433,51 @@ void FileWriter::rollback(uint64_t good_offset, uint64_t seq_before, int err) {
     engine_.log("error", "cannot write " + path_ + ": " + strerror(err) + "; " + std::to_string(buf_msgs_) +
                              " messages answered WRITE_FAILED");
   }
-  EngineEvent ev{"error", "", "cannot write " + path_ + ": " + strerror(err), static_cast<uint64_t>(err), buf_msgs_, 0};
+  EngineEvent ev{"error", "", "cannot write " + path_ + ": " + strerror(err), "", static_cast<uint64_t>(err), buf_msgs_, 0};
+  engine_.emit(std::move(ev));
+}
+
+// The size bound: the next record would take the segment past rotateBytes
+// (a segment always takes at least one record, however large).
+bool FileWriter::rotation_due(size_t next_record) const {
+  uint64_t bound = engine_.config().rotate_bytes;
+  uint64_t used = offset_ + buf_len_;
+  return bound > 0 && used > record::kFileHeaderSize && used + next_record > bound;
+}
+
+// Closes the active segment (synced, so a closed segment is complete on disk)
+// and starts the next one, named after the next sequence number. If the new
+// file cannot be created, writing goes on in the old one.
+void FileWriter::rotate() {
+  int err = 0;
+  if (unsynced_records_ > 0) sync(&err);
+  std::string closed = path_;
+  std::string next = segment_path(dir_, seq_ + 1);
+  int fd = ::open(next.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    engine_.log("error", "cannot create segment " + next + ": " + strerror(errno) + "; still writing " + closed);
+    segment_opened_ms_ = monotonic_ms();
+    return;
+  }
+  int old_fd = fd_;
+  uint64_t old_offset = offset_;
+  fd_ = fd;
+  path_ = next;
+  if ((err = write_header()) != 0) {
+    engine_.log("error", "cannot write segment " + next + ": " + strerror(err) + "; still writing " + closed);
+    close(fd_);
+    unlink(next.c_str());
+    fd_ = old_fd;
+    path_ = closed;
+    offset_ = old_offset;
+    segment_opened_ms_ = monotonic_ms();
+    return;
+  }
+  close(old_fd);
+  segment_opened_ms_ = monotonic_ms();
+  segment_records_ = 0;
+  stats.rotations.add();
+  EngineEvent ev{"rotate", "", closed, next, seq_, 0, 0};
   engine_.emit(std::move(ev));
 }
 

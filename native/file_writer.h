@@ -49,9 +49,13 @@ class FileWriter {
   bool sync(int* err);
   void rollback(uint64_t good_offset, uint64_t seq_before, int err);
   void complete_ready();
+  void open_file(const std::string& path);
+  void open_segments();
   void recover(uint64_t size);
   void recover_text(uint64_t size);
-  void write_header();
+  int write_header();
+  bool rotation_due(size_t next_record) const;
+  void rotate();
   void ensure_capacity(size_t need);
 
   Engine& engine_;
@@ -62,6 +66,10 @@ class FileWriter {
   std::string path_;
   int fd_ = -1;
   bool text_ = false;      // file.format 'text': the original's lines
+  bool rotating_ = false;  // file.path is a directory of segments
+  std::string dir_;
+  uint64_t segment_opened_ms_ = 0;
+  uint64_t segment_records_ = 0;
   uint64_t offset_ = 0;   // end of the last good record
   uint64_t seq_ = 0;      // last sequence number given out
   uint8_t* buf_ = nullptr;

@@ -42,6 +42,7 @@ struct alignas(64) WriterStats {
   Counter failed_records;     // records answered WRITE_FAILED
   Counter last_seq;
   Counter torn_bytes_cut;     // bytes truncated by recovery at start
+  Counter rotations;          // segments closed
 };
 
 struct alignas(64) ListenerStats {

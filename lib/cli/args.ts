@@ -238,8 +238,9 @@ export function clientUsage(): string {
 
 export type LogArgs =
   | { help: true }
-  | { help: false; command: 'cat'; file: string; format: 'json' | 'text'; allowTornTail: boolean }
-  | { help: false; command: 'verify'; file: string };
+  | { help: false; command: 'cat'; file: string; format: 'json' | 'text'; allowTornTail: boolean; fromSeq: bigint | undefined }
+  | { help: false; command: 'tail'; file: string; format: 'json' | 'text'; lines: number; follow: boolean; pollMs: number }
+  | { help: false; command: 'verify' | 'stats'; file: string };
 
 export function parseLogArgs(argv: readonly string[]): LogArgs {
   const { values, positionals } = parseOrUsage(() =>
@@ -251,38 +252,76 @@ export function parseLogArgs(argv: readonly string[]): LogArgs {
         help: { type: 'boolean' },
         format: { type: 'string' },
         'allow-torn-tail': { type: 'boolean' },
+        'from-seq': { type: 'string' },
+        lines: { type: 'string', short: 'n' },
+        follow: { type: 'boolean', short: 'f' },
+        'poll-ms': { type: 'string' },
       },
     }),
   );
   if (values.help === true) return { help: true };
   const [command, file, ...extra] = positionals;
-  if (command !== 'cat' && command !== 'verify') {
-    throw new UsageError(command === undefined ? 'missing command (cat or verify)' : `unknown command '${command}'`);
+  if (command !== 'cat' && command !== 'verify' && command !== 'tail' && command !== 'stats') {
+    throw new UsageError(command === undefined ? 'missing command (cat, tail, verify or stats)' : `unknown command '${command}'`);
   }
-  if (file === undefined) throw new UsageError(`msglog ${command} needs a file`);
+  if (file === undefined) throw new UsageError(`msglog ${command} needs a file or directory`);
   if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
-  if (command === 'verify') {
-    if (values.format !== undefined || values['allow-torn-tail'] !== undefined) {
-      throw new UsageError('--format and --allow-torn-tail apply to msglog cat only');
-    }
+  const only = (flags: string[], cmd: string): void => {
+    const extraFlag = (['format', 'allow-torn-tail', 'from-seq', 'lines', 'follow', 'poll-ms'] as const).find(
+      (f) => values[f] !== undefined && !flags.includes(f),
+    );
+    if (extraFlag) throw new UsageError(`--${extraFlag} does not apply to msglog ${cmd}`);
+  };
+  if (command === 'verify' || command === 'stats') {
+    only([], command);
     return { help: false, command, file };
   }
   const format = values.format ?? 'json';
   if (format !== 'json' && format !== 'text') throw new UsageError(`--format must be json or text, got '${format}'`);
-  return { help: false, command, file, format, allowTornTail: values['allow-torn-tail'] === true };
+  if (command === 'tail') {
+    only(['format', 'lines', 'follow', 'poll-ms'], command);
+    return {
+      help: false,
+      command,
+      file,
+      format,
+      lines: values.lines === undefined ? 10 : parseInteger('lines', values.lines, 0, 1_000_000),
+      follow: values.follow === true,
+      pollMs: values['poll-ms'] === undefined ? 250 : parseInteger('poll-ms', values['poll-ms'], 10, 60_000),
+    };
+  }
+  only(['format', 'allow-torn-tail', 'from-seq'], command);
+  const rawSeq = values['from-seq'];
+  if (rawSeq !== undefined && !/^\d{1,20}$/.test(rawSeq)) throw new UsageError(`--from-seq must be a sequence number, got '${rawSeq}'`);
+  return {
+    help: false,
+    command,
+    file,
+    format,
+    allowTornTail: values['allow-torn-tail'] === true,
+    fromSeq: rawSeq === undefined ? undefined : BigInt(rawSeq),
+  };
 }
 
 export function logUsage(): string {
   return [
-    'usage: msglog cat <file> [--format json|text] [--allow-torn-tail]',
-    '       msglog verify <file>',
+    'usage: msglog cat <file|dir> [--format json|text] [--allow-torn-tail] [--from-seq N]',
+    '       msglog tail <file|dir> [-n N] [-f] [--format json|text] [--poll-ms N]',
+    '       msglog verify <file|dir>',
+    '       msglog stats <file|dir>',
+    '',
+    'A directory is a rotated log: its segments are read in order.',
     '',
     'cat     prints every record: json = one JSON object per line',
     '        {"seq","time","clientId","msgId","name","payload"[,"payloadBase64"]};',
     '        text = the original server line "<client_id> <msg_id> <name> <message>"',
     '        escaped as file.format text writes it (docs/legacy.md).',
     '        A torn last record is an error unless --allow-torn-tail.',
+    '        --from-seq N starts at the record with that sequence number.',
+    'tail    prints the last N records (default 10); -f then follows the log as it grows,',
+    '        across rotations, until interrupted.',
     'verify  checks every record (CRC, sequence order) and prints a summary.',
+    'stats   counts records, bytes, segments, clients, names, sizes and the time span.',
     '',
     'exit status: 0 ok, 1 corrupt or torn log, 2 bad arguments, 3 cannot read the file',
   ].join('\n');

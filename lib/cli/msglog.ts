@@ -4,6 +4,7 @@
 // order and says where the first damage is.
 import { isUtf8 } from 'node:buffer';
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { LogCorruptError, readLog, verifyLog, type VerifyResult } from '../log-reader';
 import { encodeTextLine } from '../text-format';
 import type { LogRecord } from '../record';
@@ -46,15 +47,86 @@ async function writeOut(line: string): Promise<void> {
 
 async function cat(args: Extract<LogArgs, { command: 'cat' }>): Promise<number> {
   const format = args.format === 'json' ? recordToJson : recordToText;
-  for await (const rec of readLog(args.file, { allowTornTail: args.allowTornTail })) await writeOut(format(rec));
+  for await (const rec of readLog(args.file, { allowTornTail: args.allowTornTail, fromSeq: args.fromSeq })) {
+    await writeOut(format(rec));
+  }
   return EXIT_OK;
+}
+
+/**
+ * The last N records, then (with -f) every new one as the server writes it,
+ * across rotations. Each poll re-reads from the last seen sequence number; in
+ * a rotated directory that starts at the active segment. A record being
+ * written at that moment looks torn and is picked up by the next poll.
+ */
+async function tail(args: Extract<LogArgs, { command: 'tail' }>): Promise<number> {
+  const format = args.format === 'json' ? recordToJson : recordToText;
+  const ring: LogRecord[] = [];
+  let next: bigint | undefined;
+  for await (const rec of readLog(args.file, { allowTornTail: true })) {
+    ring.push(rec);
+    if (ring.length > args.lines) ring.shift();
+    next = rec.seq + 1n;
+  }
+  for (const rec of ring) await writeOut(format(rec));
+  if (!args.follow) return EXIT_OK;
+  let stop = false;
+  process.once('SIGINT', () => (stop = true)).once('SIGTERM', () => (stop = true));
+  while (!stop) {
+    await sleep(args.pollMs);
+    for await (const rec of readLog(args.file, { allowTornTail: true, fromSeq: next })) {
+      await writeOut(format(rec));
+      next = rec.seq + 1n;
+    }
+  }
+  return EXIT_OK;
+}
+
+async function stats(file: string): Promise<number> {
+  const v = await verifyLog(file);
+  const clients = new Map<number, number>();
+  const names = new Map<string, number>();
+  let payloadBytes = 0;
+  let minPayload = Infinity;
+  let maxPayload = 0;
+  let firstTime: Date | null = null;
+  let lastTime: Date | null = null;
+  for await (const rec of readLog(file, { allowTornTail: true })) {
+    clients.set(rec.clientId, (clients.get(rec.clientId) ?? 0) + 1);
+    names.set(rec.name, (names.get(rec.name) ?? 0) + 1);
+    payloadBytes += rec.payload.length;
+    minPayload = Math.min(minPayload, rec.payload.length);
+    maxPayload = Math.max(maxPayload, rec.payload.length);
+    if (rec.timeUs > 0n) {
+      firstTime ??= rec.time;
+      lastTime = rec.time;
+    }
+  }
+  const n = v.records;
+  const top = (m: Map<string | number, number>): string =>
+    [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([k, c]) => `${JSON.stringify(k)}: ${c}`).join(', ');
+  const lines = [
+    `file: ${file}${v.segments > 1 ? ` (${v.segments} segments)` : ''}`,
+    `status: ${v.ok ? 'OK' : v.tornTail ? 'TORN TAIL' : 'CORRUPT'}${v.ok ? '' : ` at offset ${v.firstBadOffset}${v.file && v.file !== file ? ` of ${v.file}` : ''}: ${v.reason}`}`,
+    `records: ${n}`,
+    `bytes: ${v.bytes}`,
+    `seq: ${v.firstSeq === null ? '-' : `${v.firstSeq}..${v.lastSeq}`}`,
+    `time: ${firstTime ? `${firstTime.toISOString()} .. ${lastTime!.toISOString()}` : '-'}`,
+    `clients: ${clients.size} (most messages: ${top(clients)})`,
+    `names: ${names.size} (most used: ${top(names)})`,
+    `payload bytes: ${payloadBytes} (min ${n ? minPayload : 0}, avg ${n ? (payloadBytes / n).toFixed(1) : 0}, max ${maxPayload})`,
+  ];
+  for (const l of lines) await writeOut(l);
+  return v.ok || v.tornTail ? EXIT_OK : EXIT_FAILURE;
 }
 
 export function verifySummary(r: VerifyResult): string {
   const seqs = r.firstSeq === null ? 'no records' : `seq ${r.firstSeq}..${r.lastSeq}`;
   const counts = `${r.records} records, ${seqs}, ${r.bytes} bytes`;
-  if (r.ok && !r.tornTail) return `${r.path}: OK, ${counts}`;
-  const where = r.firstBadOffset === null ? '' : ` at offset ${r.firstBadOffset}`;
+  const segs = r.segments > 1 ? `, ${r.segments} segments` : '';
+  if (r.ok && !r.tornTail) return `${r.path}: OK, ${counts}${segs}`;
+  const inFile = r.file && r.file !== r.path ? ` of ${r.file}` : '';
+  const where = r.firstBadOffset === null ? '' : ` at offset ${r.firstBadOffset}${inFile}`;
   const what = r.tornTail ? 'TORN TAIL' : 'CORRUPT';
   const why = r.reason === null ? '' : `: ${r.reason}`;
   return `${r.path}: ${what}${where}${why} (${counts} valid before it)`;
@@ -85,7 +157,16 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(logUsage() + '\n');
     return EXIT_OK;
   }
-  return args.command === 'cat' ? cat(args) : verify(args.file);
+  switch (args.command) {
+    case 'cat':
+      return cat(args);
+    case 'tail':
+      return tail(args);
+    case 'stats':
+      return stats(args.file);
+    case 'verify':
+      return verify(args.file);
+  }
 }
 
 function reportFailure(err: unknown): never {
