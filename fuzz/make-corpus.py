@@ -187,6 +187,26 @@ def records_corpus():
     return out
 
 
+def legacy_frame(client_id, msg_id, name, text):
+    return struct.pack(">II", client_id, msg_id) + name.ljust(128, b"\0")[:128] + text.ljust(1024, b"\0")[:1024]
+
+
+def legacy_corpus():
+    """fuzz_legacy: u16 split point, then whole 1160-byte structs (and a partial one)."""
+    out = {}
+    a = legacy_frame(7, 1, b"orders", b"hello\0")
+    b = legacy_frame(0xFFFFFFFF, 0xFFFFFFFF, b"n" * 128, b"t" * 1024)  # no NULs at all
+    c = legacy_frame(1, 2, b"", b"")
+    d = legacy_frame(3, 4, b"a\0garbage", b"line\0after-nul")
+    out["one"] = struct.pack(">H", 0) + a
+    out["full-fields"] = struct.pack(">H", 600) + b
+    out["empty-fields"] = struct.pack(">H", 1159) + c
+    out["after-nul"] = struct.pack(">H", 1160) + d
+    out["two-and-partial"] = struct.pack(">H", 1500) + a + d + b[:300]
+    out["partial"] = struct.pack(">H", 10) + a[:1159]
+    return out
+
+
 def regressions():
     """Known-bug reproducers: name -> (harness, bytes)."""
     m = U64_MAX
@@ -196,6 +216,10 @@ def regressions():
         # valid record is skipped and the damage is reported as a torn tail (recovery
         # would cut a valid record) instead of corruption with next_valid = 54.
         "seq-wrap-torn-instead-of-corrupt": ("records", records_raw(record(m - 1) + b"\x00" + record(m))),
+        # scan of a clean file (two records, seq 1 and 2) returns max_seq = 0: the
+        # assignment s.max_seq = s.last_seq comes after the early return for a clean
+        # walk, while record.h documents max_seq as the highest seq of any valid record.
+        "clean-scan-max-seq-zero": ("records", records_raw(record(1) + record(2))),
     }
 
 
@@ -212,7 +236,8 @@ def write_dir(d, files, wipe):
 
 
 def main():
-    corpora = {"frames": frames_corpus(), "server_frames": server_frames_corpus(), "records": records_corpus()}
+    corpora = {"frames": frames_corpus(), "server_frames": server_frames_corpus(), "records": records_corpus(),
+               "legacy": legacy_corpus()}
     for name, files in corpora.items():
         write_dir(os.path.join(HERE, "corpus", name), files, wipe=True)
         print(f"fuzz/corpus/{name}: {len(files)} files")

@@ -1,5 +1,6 @@
 #include "engine.h"
 
+#include <csignal>
 #include <stdexcept>
 
 #include "file_writer.h"
@@ -17,6 +18,11 @@ uint16_t Engine::port() const { return listener_ ? listener_->port() : 0; }
 
 void Engine::start() {
   if (running_) throw std::runtime_error("server is already running");
+  // A file-size limit (RLIMIT_FSIZE) must turn into EFBIG, answered with
+  // WRITE_FAILED, not kill the whole process. Only the default action is
+  // replaced; a handler someone installed stays.
+  struct sigaction old;
+  if (sigaction(SIGXFSZ, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGXFSZ, SIG_IGN);
   queue_bytes_.store(0, std::memory_order_relaxed);
   queue_batches_.store(0, std::memory_order_relaxed);
   open_connections_.store(0, std::memory_order_relaxed);
