@@ -1,11 +1,24 @@
 // MessageClient: a pipelining client for wire protocol v1 (docs/protocol.md).
 //
-// Sends go through two FIFOs: `queued` (accepted by send(), not yet on the
-// wire) and `inFlight` (written, waiting for an ACK). At most `window`
-// messages are in flight; the server ACKs them in send order, possibly many
-// per ACK frame, so the head of `inFlight` is always the next one to settle.
-// Frames produced in one tick are written with one corked batch, so thousands
-// of send() calls started together cost a handful of syscalls, not thousands.
+// A send moves through up to three FIFOs, always in send order:
+//   parked   - send() was called while the client already held `window +
+//              maxQueued` messages; its promise waits for room (back-pressure)
+//   queued   - held by the client, ready to be written (at most `maxQueued`
+//              beyond a full window)
+//   inFlight - written on the current connection, waiting for its ACK (at
+//              most `window`)
+// The server ACKs in send order, possibly many per ACK frame, so the head of
+// `inFlight` is always the next one to settle. Frames produced in one tick are
+// written with one corked batch, so thousands of send() calls started
+// together cost a handful of syscalls, not thousands. No timers per message.
+//
+// With `reconnect`, a dropped connection (socket error/close, an ERR such as
+// SHUTTING_DOWN) does not end the client: it reconnects with exponential
+// back-off and jitter, redoes HELLO with the same client id and carries on.
+// Messages never written are simply written on the new connection. Messages
+// written but not acknowledged either reject (default) or, with `resend`, are
+// written again first, in order, with their original ids (at-least-once).
+import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import {
   ackStatusName,
@@ -24,7 +37,23 @@ import {
   ProtocolError,
   type ServerFrame,
 } from './codec';
-import { AckError, ConnectionClosedError, ConnectTimeoutError, ServerError } from './errors';
+import {
+  AckError,
+  ConnectionClosedError,
+  ConnectTimeoutError,
+  ReconnectFailedError,
+  SendManyError,
+  ServerError,
+} from './errors';
+
+export interface ReconnectOptions {
+  /** Delay before the first attempt after a drop; doubles per failed attempt. Default 100 ms. */
+  initialDelayMs?: number;
+  /** Upper bound of the delay. Default 5000 ms. */
+  maxDelayMs?: number;
+  /** Failed attempts in a row before giving up (reset by every successful reconnect). Default Infinity. */
+  maxAttempts?: number;
+}
 
 export interface ClientOptions {
   /** Default '127.0.0.1'. */
@@ -32,12 +61,22 @@ export interface ClientOptions {
   port: number;
   /** u32 sent in HELLO and stored with every message; default random. */
   clientId?: number;
-  /** Most messages written but not yet acknowledged; default 1024. */
+  /** Most messages written but not yet acknowledged (on the wire); default 1024. */
   window?: number;
-  /** Time allowed for TCP connect + HELLO_OK; default 10000 ms. */
+  /** Most messages held by the client beyond a full window before send() parks; default 10000. */
+  maxQueued?: number;
+  /** Time allowed for TCP connect + HELLO_OK (each reconnection attempt too); default 10000 ms. */
   connectTimeoutMs?: number;
   /** After close(): how long to wait for the server to close its side before destroying; default 5000 ms. */
   closeTimeoutMs?: number;
+  /** Reconnect after the connection drops; default off. `true` uses the default back-off. */
+  reconnect?: boolean | ReconnectOptions;
+  /**
+   * After a reconnect, write again the messages that were written but not
+   * acknowledged when the connection dropped (at-least-once; duplicates
+   * possible, see docs/api.md). Needs `reconnect`. Default false.
+   */
+  resend?: boolean;
 }
 
 export interface AckResult {
@@ -53,9 +92,51 @@ export interface SendOptions {
   msgId?: bigint | number;
 }
 
+/** One item of sendMany(): a payload, or a payload with its own name and/or id. */
+export type SendManyItem = Uint8Array | string | { payload: Uint8Array | string; name?: string | Uint8Array; msgId?: bigint | number };
+
+export interface SendManyOptions {
+  /** Name for the items that do not carry their own; default empty. */
+  name?: string | Uint8Array;
+}
+
+export interface ClientStats {
+  /** MSG frames written to a socket (resends included). */
+  sent: number;
+  /** Messages acknowledged with status OK. */
+  acked: number;
+  /** Messages written again after a reconnect (`resend`); a message resent after two drops counts twice. */
+  resent: number;
+  /** Successful reconnections. */
+  reconnects: number;
+  /** Sends that rejected (non-OK ACK, connection closed, ...); argument errors are not counted. */
+  failed: number;
+  /** Gauges: messages written and waiting for their ACK, held ready to write, parked. */
+  inFlight: number;
+  queued: number;
+  parked: number;
+}
+
+export interface ClientEvents {
+  /** The connection dropped (not by close()). With reconnect on, attempts follow. */
+  disconnect: [{ error: Error }];
+  /** A reconnection attempt is scheduled: attempt 1, 2, ... after `delayMs`. */
+  reconnect: [{ attempt: number; delayMs: number }];
+  /** HELLO_OK arrived on a new connection after `attempts` attempts. */
+  reconnected: [{ attempts: number }];
+  /** After a reconnect: these written-but-unacknowledged messages are being written again, first, in this order. */
+  resend: [{ count: number; msgIds: bigint[] }];
+  /** The client is closed for good: close() (error null), a fatal error, or reconnecting gave up. */
+  close: [{ error: Error | null }];
+}
+
+type State = 'open' | 'reconnecting' | 'closed';
+
 const DEFAULT_WINDOW = 1024;
+const DEFAULT_MAX_QUEUED = 10_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_CLOSE_TIMEOUT_MS = 5_000;
+const DEFAULT_RECONNECT: Required<ReconnectOptions> = { initialDelayMs: 100, maxDelayMs: 5_000, maxAttempts: Infinity };
 const MAX_U64 = (1n << 64n) - 1n;
 const MAX_NAME_BYTES = 255;
 /** Largest frame a server may send (an ERR with a full reason); more unparsed bytes = broken stream. */
@@ -68,6 +149,8 @@ interface Pending {
   msgId: bigint;
   name: Buffer;
   payload: Buffer;
+  /** Was written on a connection that dropped before its ACK: writing it again is a resend. */
+  written: boolean;
   resolve: (r: AckResult) => void;
   reject: (e: Error) => void;
 }
@@ -107,6 +190,12 @@ class Fifo<T> {
     this.items = [];
     this.head = 0;
     return all;
+  }
+
+  /** Replaces the contents (front first). */
+  reset(items: T[]): void {
+    this.items = items;
+    this.head = 0;
   }
 }
 
@@ -163,53 +252,106 @@ function toMsgId(v: bigint | number): bigint {
   return id;
 }
 
-export class MessageClient {
-  readonly clientId: number;
-  /** The server's payload limit from HELLO_OK. */
-  readonly maxMessageBytes: number;
-  readonly window: number;
+function toName(name: string | Uint8Array | undefined): Buffer {
+  if (name === undefined) return EMPTY;
+  const b = toBuffer(name);
+  if (b.length > MAX_NAME_BYTES) {
+    throw new RangeError(`message name is ${b.length} bytes; at most ${MAX_NAME_BYTES} allowed`);
+  }
+  return b;
+}
 
-  private readonly socket: net.Socket;
+/**
+ * Errors after which reconnecting cannot help: the server said our bytes
+ * break the protocol (resending them would fail the same way), or the server
+ * broke it (we no longer know which messages were acknowledged).
+ */
+function isFatal(err: Error): boolean {
+  if (err instanceof ProtocolError) return true;
+  return err instanceof ServerError && err.code >= ErrCode.BAD_MAGIC && err.code <= ErrCode.MALFORMED;
+}
+
+/** What a send that lost its connection before its ACK rejects with. */
+function lostError(p: Pending, cause: Error): Error {
+  if (cause instanceof ServerError || cause instanceof ProtocolError) return cause;
+  return new ConnectionClosedError(`connection closed before message ${p.msgId} was acknowledged`, { msgId: p.msgId, cause });
+}
+
+interface Prepared {
+  name: Buffer;
+  payload: Buffer;
+  msgId: bigint | undefined;
+}
+
+export class MessageClient extends EventEmitter<ClientEvents> {
+  readonly clientId: number;
+  readonly window: number;
+  readonly maxQueued: number;
+
+  private readonly host: string;
+  private readonly port: number;
+  private readonly connectTimeoutMs: number;
   private readonly closeTimeoutMs: number;
-  private readonly reader = new FrameReader();
+  private readonly reconnectCfg: Required<ReconnectOptions> | null;
+  private readonly resendOn: boolean;
+
+  private state: State = 'open';
+  private socket: net.Socket | null = null;
+  private reader = new FrameReader();
+  private maxMsgBytes = 0;
+  private maxFrame = 0;
+  /** Resolves when the most recent socket has closed. */
+  private socketClosed: Promise<void> = Promise.resolve();
+
+  private readonly parked = new Fifo<Pending>();
   private readonly queued = new Fifo<Pending>();
   private readonly inFlight = new Fifo<Pending>();
+  /** The last `unflushed` entries of inFlight have frames in outChunks, not yet handed to the socket. */
+  private unflushed = 0;
   private outChunks: Buffer[] = [];
   private flushScheduled = false;
   private nextMsgId = 1n;
-  /** Set once the connection is unusable; later sends reject with it as cause. */
+  private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private cancelHandshake: (() => void) | null = null;
+
+  /** Set once the client is closed for good; later sends reject with it as cause. */
   private closedReason: Error | null = null;
   private closePromise: Promise<void> | null = null;
-  private readonly socketClosed: Promise<void>;
+  private readonly counters = { sent: 0, acked: 0, resent: 0, reconnects: 0, failed: 0 };
 
-  /** Connects, sends HELLO and resolves once HELLO_OK arrived. */
-  static connect(opts: ClientOptions): Promise<MessageClient> {
-    return handshake(opts);
-  }
-
-  private constructor(socket: net.Socket, clientId: number, maxMessageBytes: number, opts: ClientOptions) {
-    this.socket = socket;
-    this.clientId = clientId;
-    this.maxMessageBytes = maxMessageBytes;
-    this.window = opts.window ?? DEFAULT_WINDOW;
-    this.closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
-    this.socketClosed = new Promise((resolve) => socket.once('close', () => resolve()));
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.fail(err));
-    socket.on('close', () => this.fail(null));
-  }
-
-  /** @internal Used by the handshake to build the client around a ready socket. */
-  static fromHandshake(
-    socket: net.Socket,
-    clientId: number,
-    maxMessageBytes: number,
-    opts: ClientOptions,
-    rest: Buffer,
-  ): MessageClient {
-    const client = new MessageClient(socket, clientId, maxMessageBytes, opts);
-    if (rest.length > 0) client.onData(rest);
+  /** Connects, sends HELLO and resolves once HELLO_OK arrived. The first connect is not retried. */
+  static async connect(opts: ClientOptions): Promise<MessageClient> {
+    validateOptions(opts);
+    const host = opts.host ?? '127.0.0.1';
+    const clientId = opts.clientId ?? randomClientId();
+    const timeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const conn = await openConnection(host, opts.port, clientId, timeoutMs).promise;
+    const client = new MessageClient(opts, host, clientId);
+    client.attach(conn);
+    if (conn.rest.length > 0) client.onData(conn.socket, conn.rest);
     return client;
+  }
+
+  private constructor(opts: ClientOptions, host: string, clientId: number) {
+    super();
+    this.host = host;
+    this.port = opts.port;
+    this.clientId = clientId;
+    this.window = opts.window ?? DEFAULT_WINDOW;
+    this.maxQueued = opts.maxQueued ?? DEFAULT_MAX_QUEUED;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    const rc = opts.reconnect;
+    this.reconnectCfg = rc === undefined || rc === false ? null : { ...DEFAULT_RECONNECT, ...(rc === true ? {} : stripUndefined(rc)) };
+    this.resendOn = opts.resend === true;
+  }
+
+  /** The server's payload limit from the latest HELLO_OK. */
+  get maxMessageBytes(): number {
+    return this.maxMsgBytes;
   }
 
   /** Messages written and waiting for their ACK. */
@@ -217,80 +359,232 @@ export class MessageClient {
     return this.inFlight.length;
   }
 
-  /** Messages accepted by send() but held back by the window. */
+  /** Messages held by the client, not yet written (held back by the window, or waiting for a reconnect). */
   get queuedCount(): number {
     return this.queued.length;
   }
 
-  /** True once the connection can no longer send (closed, failed or close() called). */
+  /** Sends waiting for room because the client already holds `window + maxQueued` messages. */
+  get parkedCount(): number {
+    return this.parked.length;
+  }
+
+  /** True once the client can no longer send (closed, failed for good, or close() called). */
   get closed(): boolean {
-    return this.closedReason !== null;
+    return this.state === 'closed';
+  }
+
+  /** True while a connection is up (false while reconnecting and after close). */
+  get connected(): boolean {
+    return this.state === 'open';
+  }
+
+  /** Counters (since connect) and gauges; cheap to call. */
+  stats(): ClientStats {
+    return {
+      ...this.counters,
+      inFlight: this.inFlight.length,
+      queued: this.queued.length,
+      parked: this.parked.length,
+    };
+  }
+
+  /**
+   * Resolves when a send() would be taken in without parking (the client
+   * holds fewer than `window + maxQueued` messages and nothing is parked).
+   * A producer that awaits ready() before each send keeps memory bounded.
+   * Rejects with ConnectionClosedError once the client is closed.
+   */
+  ready(): Promise<void> {
+    if (this.state === 'closed') return Promise.reject(this.closedError());
+    if (this.hasRoom()) return Promise.resolve();
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
   /**
    * Sends one message. Resolves when the server ACKs it with OK; rejects with
    * AckError (non-OK status), ServerError (ERR frame), ConnectionClosedError
-   * or ProtocolError. Beyond `window` unacknowledged sends it waits in a FIFO.
+   * (ReconnectFailedError when reconnecting gave up) or ProtocolError. Beyond
+   * `window` unacknowledged sends it waits in the client; beyond `window +
+   * maxQueued` it is parked until there is room.
    */
   send(payload: Uint8Array | string, opts: SendOptions = {}): Promise<AckResult> {
-    if (this.closedReason !== null) {
-      return Promise.reject(new ConnectionClosedError('connection is closed', { cause: this.closedReason }));
-    }
-    let entry: Omit<Pending, 'resolve' | 'reject'>;
+    if (this.state === 'closed') return Promise.reject(this.closedError());
+    let prep: Prepared;
     try {
-      entry = this.prepare(payload, opts);
+      prep = this.prepare(payload, opts.name === undefined ? EMPTY : toName(opts.name), opts.msgId);
     } catch (err) {
       return Promise.reject(err);
     }
     return new Promise<AckResult>((resolve, reject) => {
-      this.queued.push({ ...entry, resolve, reject });
+      this.enqueue(this.makePending(prep, resolve, reject));
       this.pump();
     });
   }
 
   /**
-   * Ends the connection: frames already handed to the socket are flushed, then
-   * the socket is ended. Every send not yet acknowledged rejects with
-   * ConnectionClosedError (its message may or may not have been stored).
+   * Sends many messages, pipelined: every frame the window allows is written
+   * in the same corked batch. Every item is validated first; an invalid one
+   * rejects the call (RangeError naming the item) and nothing is sent.
+   * Resolves with one AckResult per item, in item order, once all are
+   * acknowledged OK. If any fails, rejects with SendManyError only after every
+   * item has settled: `errors` are the failures, `results` the outcome of each item.
+   */
+  sendMany(items: readonly SendManyItem[], opts: SendManyOptions = {}): Promise<AckResult[]> {
+    if (this.state === 'closed') return Promise.reject(this.closedError());
+    if (!Array.isArray(items)) return Promise.reject(new TypeError('sendMany needs an array of items'));
+    const prepared: Prepared[] = new Array(items.length);
+    try {
+      const defaultName = opts.name === undefined ? EMPTY : toName(opts.name);
+      for (let i = 0; i < items.length; i++) {
+        const item = items[i];
+        try {
+          if (typeof item === 'string' || item instanceof Uint8Array) {
+            prepared[i] = this.check(item, defaultName, undefined);
+          } else if (item !== null && typeof item === 'object' && 'payload' in item) {
+            const name = item.name === undefined ? defaultName : toName(item.name);
+            prepared[i] = this.check(item.payload, name, item.msgId === undefined ? undefined : toMsgId(item.msgId));
+          } else {
+            throw new TypeError('expected a string, a Uint8Array or { payload, name?, msgId? }');
+          }
+        } catch (err) {
+          const e = err as Error;
+          const Ctor = e instanceof TypeError ? TypeError : RangeError;
+          throw new Ctor(`sendMany item ${i}: ${e.message}`);
+        }
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (prepared.length === 0) return Promise.resolve([]);
+    return new Promise<AckResult[]>((resolve, reject) => {
+      const results: Array<AckResult | Error> = new Array(prepared.length);
+      let left = prepared.length;
+      let failures = 0;
+      const done = (): void => {
+        if (--left > 0) return;
+        if (failures === 0) {
+          resolve(results as AckResult[]);
+        } else {
+          reject(new SendManyError<AckResult>(results, results.filter((r): r is Error => r instanceof Error)));
+        }
+      };
+      for (let i = 0; i < prepared.length; i++) {
+        const prep = prepared[i];
+        if (prep.msgId === undefined) prep.msgId = this.nextMsgId++;
+        this.enqueue(
+          this.makePending(
+            prep,
+            (r) => {
+              results[i] = r;
+              done();
+            },
+            (e) => {
+              results[i] = e;
+              failures++;
+              done();
+            },
+          ),
+        );
+      }
+      this.pump();
+    });
+  }
+
+  /**
+   * Ends the client: frames already handed to the socket are flushed, then
+   * the socket is ended (a pending reconnection is cancelled). Every send not
+   * yet acknowledged rejects with ConnectionClosedError (its message may or
+   * may not have been stored).
    */
   close(): Promise<void> {
     if (this.closePromise !== null) return this.closePromise;
-    this.flush();
+    if (this.state === 'open') this.flush();
     const reason = new ConnectionClosedError('close() was called');
-    this.rejectAll((p) => new ConnectionClosedError(`connection closed by the client before message ${p.msgId} was acknowledged`, { msgId: p.msgId, cause: reason }));
+    const wasClosed = this.state === 'closed';
+    this.state = 'closed';
     this.closedReason ??= reason;
-    this.socket.end();
-    // A server that never closes its side must not keep close() pending forever.
-    const timer = setTimeout(() => this.socket.destroy(), this.closeTimeoutMs);
-    this.closePromise = this.socketClosed.then(() => clearTimeout(timer));
+    this.stopReconnecting();
+    this.rejectAll((p) => new ConnectionClosedError(`connection closed by the client before message ${p.msgId} was acknowledged`, { msgId: p.msgId, cause: reason }));
+    const sock = this.socket;
+    this.socket = null;
+    if (sock !== null) {
+      sock.end();
+      // A server that never closes its side must not keep close() pending forever.
+      const timer = setTimeout(() => sock.destroy(), this.closeTimeoutMs);
+      this.closePromise = this.socketClosed.then(() => clearTimeout(timer));
+    } else {
+      this.closePromise = this.socketClosed;
+    }
+    if (!wasClosed) this.emit('close', { error: null });
     return this.closePromise;
   }
 
-  private prepare(payload: Uint8Array | string, opts: SendOptions): Omit<Pending, 'resolve' | 'reject'> {
-    const name = opts.name === undefined ? EMPTY : toBuffer(opts.name);
-    if (name.length > MAX_NAME_BYTES) {
-      throw new RangeError(`message name is ${name.length} bytes; at most ${MAX_NAME_BYTES} allowed`);
-    }
+  // ---- sending ----------------------------------------------------------------
+
+  private closedError(): ConnectionClosedError {
+    return new ConnectionClosedError('connection is closed', { cause: this.closedReason ?? undefined });
+  }
+
+  private check(payload: Uint8Array | string, name: Buffer, msgId: bigint | undefined): Prepared {
     const body = toBuffer(payload);
     // A frame over the server's bound is a framing error: the server would
     // close the whole connection, failing every other send with it. Payloads
     // over maxMessageBytes but within the bound are sent; the server ACKs them
     // TOO_LARGE and the connection survives.
-    const frameLength = MSG_HEADER_SIZE + name.length + body.length;
-    if (frameLength > maxFrameLength(this.maxMessageBytes)) {
+    if (MSG_HEADER_SIZE + name.length + body.length > this.maxFrame) {
       throw new RangeError(
-        `message of ${body.length} bytes is over the server's limit (maxMessageBytes ${this.maxMessageBytes}); not sent`,
+        `message of ${body.length} bytes is over the server's limit (maxMessageBytes ${this.maxMsgBytes}); not sent`,
       );
     }
-    const msgId = opts.msgId === undefined ? this.nextMsgId++ : toMsgId(opts.msgId);
-    return { msgId, name, payload: body };
+    return { name, payload: body, msgId };
   }
 
-  /** Moves queued sends onto the wire while the window has room. */
+  private prepare(payload: Uint8Array | string, name: Buffer, msgId: bigint | number | undefined): Prepared {
+    const id = msgId === undefined ? undefined : toMsgId(msgId);
+    const prep = this.check(payload, name, id);
+    if (prep.msgId === undefined) prep.msgId = this.nextMsgId++;
+    return prep;
+  }
+
+  private makePending(prep: Prepared, resolve: (r: AckResult) => void, reject: (e: Error) => void): Pending {
+    return { msgId: prep.msgId as bigint, name: prep.name, payload: prep.payload, written: false, resolve, reject };
+  }
+
+  private hasRoom(): boolean {
+    return this.parked.length === 0 && this.inFlight.length + this.queued.length < this.window + this.maxQueued;
+  }
+
+  /** Takes a send in: held (queued) when there is room, else parked. */
+  private enqueue(p: Pending): void {
+    if (this.hasRoom()) this.queued.push(p);
+    else this.parked.push(p);
+  }
+
+  /** Moves parked sends in while there is room; wakes ready() waiters. */
+  private admit(): void {
+    const cap = this.window + this.maxQueued;
+    while (this.parked.length > 0 && this.inFlight.length + this.queued.length < cap) {
+      this.queued.push(this.parked.shift() as Pending);
+    }
+    if (this.readyWaiters.length > 0 && this.hasRoom()) {
+      for (const w of this.readyWaiters.splice(0)) w.resolve();
+    }
+  }
+
+  /** Admits parked sends and moves queued ones onto the wire while the window has room. */
   private pump(): void {
+    this.admit();
+    if (this.state !== 'open') return;
     while (this.inFlight.length < this.window && this.queued.length > 0) {
       const p = this.queued.shift() as Pending;
+      // The limit can shrink when a reconnect reaches a differently configured server.
+      if (MSG_HEADER_SIZE + p.name.length + p.payload.length > this.maxFrame) {
+        this.failOne(p, new RangeError(`message ${p.msgId} of ${p.payload.length} bytes is over the server's limit (maxMessageBytes ${this.maxMsgBytes}); not sent`));
+        continue;
+      }
       this.inFlight.push(p);
+      this.unflushed++;
       this.outChunks.push(encodeMsgHeader(p.msgId, p.name, p.payload.length));
       if (p.payload.length > 0) this.outChunks.push(p.payload);
     }
@@ -298,52 +592,87 @@ export class MessageClient {
       this.flushScheduled = true;
       process.nextTick(() => this.flush());
     }
+    this.admit(); // failOne above may have made room
   }
 
   /** Writes everything pumped so far: small frames copied together, one corked batch. */
   private flush(): void {
     this.flushScheduled = false;
     const chunks = this.outChunks;
-    if (chunks.length === 0 || this.socket.destroyed) return;
+    const socket = this.socket;
+    if (chunks.length === 0 || socket === null || socket.destroyed) return;
     this.outChunks = [];
-    this.socket.cork();
+    this.counters.sent += this.unflushed;
+    this.unflushed = 0;
+    socket.cork();
     let small: Buffer[] = [];
     let smallBytes = 0;
     const writeSmall = (): void => {
-      if (small.length > 0) this.socket.write(small.length === 1 ? small[0] : Buffer.concat(small, smallBytes));
+      if (small.length > 0) socket.write(small.length === 1 ? small[0] : Buffer.concat(small, smallBytes));
       small = [];
       smallBytes = 0;
     };
     for (const c of chunks) {
       if (c.length >= COPY_LIMIT) {
         writeSmall();
-        this.socket.write(c);
+        socket.write(c);
       } else {
         small.push(c);
         smallBytes += c.length;
       }
     }
     writeSmall();
-    this.socket.uncork();
+    socket.uncork();
   }
 
-  private onData(chunk: Buffer): void {
-    if (this.closedReason !== null) return; // after close()/failure nothing is owed to anyone
+  private failOne(p: Pending, err: Error): void {
+    this.counters.failed++;
+    p.reject(err);
+  }
+
+  /** Rejects in-flight sends first, then queued, then parked: the order they were sent in. */
+  private rejectAll(makeError: (p: Pending) => Error): void {
+    this.unflushed = 0;
+    this.outChunks = [];
+    for (const p of this.inFlight.drain()) this.failOne(p, makeError(p));
+    for (const p of this.queued.drain()) this.failOne(p, makeError(p));
+    for (const p of this.parked.drain()) this.failOne(p, makeError(p));
+    const err = this.closedError();
+    for (const w of this.readyWaiters.splice(0)) w.reject(err);
+  }
+
+  // ---- receiving --------------------------------------------------------------
+
+  /** Makes `conn` the current connection. */
+  private attach(conn: OpenConnection): void {
+    const { socket } = conn;
+    this.socket = socket;
+    this.reader = new FrameReader();
+    this.maxMsgBytes = conn.maxMessageBytes;
+    this.maxFrame = maxFrameLength(conn.maxMessageBytes);
+    this.socketClosed = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
+    socket.on('error', (err) => this.lost(socket, err));
+    socket.on('close', () => this.lost(socket, new ConnectionClosedError('connection closed by the server')));
+  }
+
+  private onData(socket: net.Socket, chunk: Buffer): void {
+    if (socket !== this.socket) return; // an old connection, or after close()/failure: nothing is owed
     try {
-      this.reader.push(chunk, (f) => this.onFrame(f));
+      this.reader.push(chunk, (f) => this.onFrame(socket, f));
     } catch (err) {
-      this.fail(err as Error);
+      this.lost(socket, err as Error);
     }
   }
 
-  /** Returns false when the connection is finished and parsing must stop. */
-  private onFrame(f: ServerFrame): boolean {
-    if (f.type === 'ack') this.onAck(f.status, f.count, f.lastMsgId);
-    else this.fail(new ServerError(f.code, errCodeName(f.code), f.reason));
-    return this.closedReason === null;
+  /** Returns false when this connection is finished and parsing must stop. */
+  private onFrame(socket: net.Socket, f: ServerFrame): boolean {
+    if (f.type === 'ack') this.onAck(socket, f.status, f.count, f.lastMsgId);
+    else this.lost(socket, new ServerError(f.code, errCodeName(f.code), f.reason));
+    return socket === this.socket;
   }
 
-  private onAck(status: number, count: number, lastMsgId: bigint): void {
+  private onAck(socket: net.Socket, status: number, count: number, lastMsgId: bigint): void {
     // Validate the whole ACK before settling anything: a bad one poisons the stream.
     if (count < 1 || count > this.inFlight.length) {
       throw protocolError(`ACK covers ${count} messages but ${this.inFlight.length} are unacknowledged`);
@@ -352,45 +681,149 @@ export class MessageClient {
     if (last.msgId !== lastMsgId) {
       throw protocolError(`ACK last_msg_id ${lastMsgId} does not match message ${last.msgId}`);
     }
+    if (status === AckStatus.SHUTTING_DOWN && this.resendOn) {
+      // Not stored, and the server is going away: with resend these are
+      // written again after the reconnect instead of failing.
+      this.lost(socket, new ConnectionClosedError('server is shutting down (ACK status SHUTTING_DOWN)'));
+      return;
+    }
     const statusName = ackStatusName(status);
     for (let i = 0; i < count; i++) {
       const p = this.inFlight.shift() as Pending;
-      if (status === AckStatus.OK) p.resolve({ msgId: p.msgId, status, statusName });
-      else p.reject(new AckError(p.msgId, status, statusName));
+      if (status === AckStatus.OK) {
+        this.counters.acked++;
+        p.resolve({ msgId: p.msgId, status, statusName });
+      } else {
+        this.failOne(p, new AckError(p.msgId, status, statusName));
+      }
     }
     this.pump();
   }
 
+  // ---- connection loss and reconnection ----------------------------------------
+
   /**
-   * Ends the connection for good. `err` null means the socket closed on its
-   * own: outstanding sends get ConnectionClosedError. A ServerError or
-   * ProtocolError is handed to every outstanding send as it is.
+   * The current connection ended with `err`. Without reconnect (or for a
+   * fatal error) the client is closed and every pending send rejects. With
+   * reconnect: messages never written stay queued; written-but-unacknowledged
+   * ones are kept for resending (resend) or rejected; back-off starts.
    */
-  private fail(err: Error | null): void {
-    if (this.closedReason === null) {
-      this.closedReason = err ?? new ConnectionClosedError('connection closed by the server');
-    }
-    const cause = this.closedReason;
-    this.rejectAll((p) =>
-      cause instanceof ServerError || cause instanceof ProtocolError
-        ? cause
-        : new ConnectionClosedError(`connection closed before message ${p.msgId} was acknowledged`, {
-            msgId: p.msgId,
-            cause,
-          }),
-    );
+  private lost(socket: net.Socket, err: Error): void {
+    if (socket !== this.socket) return; // already handled (error then close), or an old socket
+    this.socket = null;
+    socket.destroy();
     this.outChunks = [];
-    if (err !== null) this.socket.destroy();
+    if (this.reconnectCfg === null || isFatal(err)) {
+      this.state = 'closed';
+      this.closedReason ??= err;
+      this.rejectAll((p) => lostError(p, err));
+      this.emit('disconnect', { error: err });
+      this.emit('close', { error: err });
+      return;
+    }
+    // The tail of inFlight whose frames were never handed to the socket was not written.
+    const inFlight = this.inFlight.drain(); if (process.env.DBG) console.error("lost", err.message, inFlight.length, this.unflushed, this.queued.length, this.parked.length);
+    const cut = inFlight.length - this.unflushed;
+    this.unflushed = 0;
+    const keep: Pending[] = [];
+    for (let i = 0; i < cut; i++) {
+      const p = inFlight[i];
+      if (this.resendOn) {
+        p.written = true;
+        keep.push(p);
+      } else {
+        this.failOne(p, lostError(p, err));
+      }
+    }
+    for (let i = cut; i < inFlight.length; i++) keep.push(inFlight[i]);
+    const queued = this.queued.drain();
+    for (const p of queued) keep.push(p);
+    this.queued.reset(keep);
+    this.state = 'reconnecting';
+    this.attempt = 0;
+    this.admit();
+    this.emit('disconnect', { error: err });
+    if (this.state === 'reconnecting' && this.attempt === 0 && this.reconnectTimer === null) this.scheduleReconnect(err);
   }
 
-  /** Rejects in-flight sends first, then queued ones: the order they were sent in. */
-  private rejectAll(makeError: (p: Pending) => Error): void {
-    for (const p of this.inFlight.drain()) p.reject(makeError(p));
-    for (const p of this.queued.drain()) p.reject(makeError(p));
+  private scheduleReconnect(lastError: Error): void {
+    const cfg = this.reconnectCfg as Required<ReconnectOptions>;
+    if (this.attempt >= cfg.maxAttempts) {
+      this.giveUp(lastError);
+      return;
+    }
+    const n = ++this.attempt;
+    const base = Math.min(cfg.maxDelayMs, cfg.initialDelayMs * 2 ** (n - 1));
+    // "Equal jitter": half fixed, half random, so many clients do not retry in lockstep.
+    const delayMs = Math.round(base / 2 + (Math.random() * base) / 2);
+    this.reconnectTimer = setTimeout(() => this.tryReconnect(), delayMs);
+    this.emit('reconnect', { attempt: n, delayMs });
+  }
+
+  private tryReconnect(): void {
+    this.reconnectTimer = null;
+    if (this.state !== 'reconnecting') return;
+    const { promise, cancel } = openConnection(this.host, this.port, this.clientId, this.connectTimeoutMs);
+    this.cancelHandshake = cancel;
+    promise.then(
+      (conn) => {
+        this.cancelHandshake = null;
+        if (this.state !== 'reconnecting') {
+          conn.socket.destroy();
+          return;
+        }
+        this.onReconnected(conn);
+      },
+      (err: Error) => {
+        this.cancelHandshake = null;
+        if (this.state === 'reconnecting') this.scheduleReconnect(err);
+      },
+    );
+  }
+
+  private onReconnected(conn: OpenConnection): void {
+    const attempts = this.attempt;
+    this.attempt = 0;
+    this.state = 'open';
+    this.counters.reconnects++;
+    // Messages written on a dropped connection are at the front, in order.
+    const msgIds: bigint[] = [];
+    for (let i = 0; i < this.queued.length; i++) {
+      const p = this.queued.at(i) as Pending;
+      if (!p.written) break;
+      msgIds.push(p.msgId);
+    }
+    this.counters.resent += msgIds.length;
+    this.attach(conn);
+    this.pump();
+    this.emit('reconnected', { attempts });
+    if (msgIds.length > 0) this.emit('resend', { count: msgIds.length, msgIds });
+    // Frames that came with HELLO_OK (an ERR, say) are handled after the events, in order.
+    if (conn.rest.length > 0) this.onData(conn.socket, conn.rest);
+  }
+
+  private giveUp(lastError: Error): void {
+    const attempts = this.attempt;
+    this.state = 'closed';
+    this.closedReason ??= new ReconnectFailedError(attempts, lastError);
+    this.rejectAll((p) => new ReconnectFailedError(attempts, lastError, p.msgId));
+    this.emit('close', { error: this.closedReason });
+  }
+
+  private stopReconnecting(): void {
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const cancel = this.cancelHandshake;
+    this.cancelHandshake = null;
+    if (cancel !== null) cancel();
   }
 }
 
 // ---- connect + handshake ----------------------------------------------------
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
 
 function validateOptions(opts: ClientOptions): void {
   if (opts === null || typeof opts !== 'object') throw new TypeError('MessageClient.connect needs an options object');
@@ -401,9 +834,28 @@ function validateOptions(opts: ClientOptions): void {
   if (opts.window !== undefined && (!Number.isInteger(opts.window) || opts.window < 1)) {
     throw new RangeError(`window must be a positive integer, got ${String(opts.window)}`);
   }
+  if (opts.maxQueued !== undefined && (!Number.isInteger(opts.maxQueued) || opts.maxQueued < 0)) {
+    throw new RangeError(`maxQueued must be an integer >= 0, got ${String(opts.maxQueued)}`);
+  }
   for (const key of ['connectTimeoutMs', 'closeTimeoutMs'] as const) {
     const v = opts[key];
     if (v !== undefined && (!Number.isFinite(v) || v <= 0)) throw new RangeError(`${key} must be a positive number, got ${String(v)}`);
+  }
+  const rc = opts.reconnect;
+  if (rc !== undefined && typeof rc !== 'boolean') {
+    if (rc === null || typeof rc !== 'object') throw new TypeError('reconnect must be a boolean or { initialDelayMs?, maxDelayMs?, maxAttempts? }');
+    for (const key of ['initialDelayMs', 'maxDelayMs'] as const) {
+      const v = rc[key];
+      if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw new RangeError(`reconnect.${key} must be a number >= 0, got ${String(v)}`);
+    }
+    const m = rc.maxAttempts;
+    if (m !== undefined && m !== Infinity && (!Number.isInteger(m) || m < 1)) {
+      throw new RangeError(`reconnect.maxAttempts must be a positive integer or Infinity, got ${String(m)}`);
+    }
+  }
+  if (opts.resend !== undefined && typeof opts.resend !== 'boolean') throw new TypeError('resend must be a boolean');
+  if (opts.resend === true && (rc === undefined || rc === false)) {
+    throw new RangeError('resend needs reconnect: set reconnect: true (or reconnect options) too');
   }
 }
 
@@ -438,27 +890,36 @@ function parseHelloReply(buf: Buffer): HelloReply {
   throw protocolError('server sent an ACK before HELLO_OK');
 }
 
-function handshake(opts: ClientOptions): Promise<MessageClient> {
-  try {
-    validateOptions(opts);
-  } catch (err) {
-    return Promise.reject(err);
-  }
-  const host = opts.host ?? '127.0.0.1';
-  const clientId = opts.clientId ?? randomClientId();
-  const timeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  return new Promise<MessageClient>((resolve, reject) => {
-    const socket = net.connect({ host, port: opts.port });
+interface OpenConnection {
+  socket: net.Socket;
+  maxMessageBytes: number;
+  /** Bytes that came after HELLO_OK in the same chunk: already frames. */
+  rest: Buffer;
+}
+
+/** TCP connect + HELLO + HELLO_OK, bounded by timeoutMs; cancel() aborts it (the promise rejects). */
+function openConnection(
+  host: string,
+  port: number,
+  clientId: number,
+  timeoutMs: number,
+): { promise: Promise<OpenConnection>; cancel: () => void } {
+  let cancel: () => void = () => {};
+  const promise = new Promise<OpenConnection>((resolve, reject) => {
+    const socket = net.connect({ host, port });
     socket.setNoDelay(true); // ACK latency matters more than packet count; we batch ourselves
     let received = EMPTY;
-    const finish = (err: Error | null, client?: MessageClient): void => {
+    let done = false;
+    const finish = (err: Error | null, conn?: OpenConnection): void => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       socket.off('data', onData).off('error', onError).off('close', onClose);
       if (err !== null) {
         socket.destroy();
         reject(err);
       } else {
-        resolve(client as MessageClient);
+        resolve(conn as OpenConnection);
       }
     };
     const onData = (chunk: Buffer): void => {
@@ -471,14 +932,14 @@ function handshake(opts: ClientOptions): Promise<MessageClient> {
         return;
       }
       if (reply.kind === 'need-more') return;
-      // Bytes after HELLO_OK in the same chunk are already frames: the client parses them.
-      const rest = received.subarray(reply.used);
-      finish(null, MessageClient.fromHandshake(socket, clientId, reply.maxMessageBytes, opts, rest));
+      finish(null, { socket, maxMessageBytes: reply.maxMessageBytes, rest: received.subarray(reply.used) });
     };
     const onError = (err: Error): void => finish(err);
     const onClose = (): void => finish(new ConnectionClosedError('connection closed during the handshake (no HELLO_OK)'));
-    const timer = setTimeout(() => finish(new ConnectTimeoutError(host, opts.port, timeoutMs)), timeoutMs);
+    const timer = setTimeout(() => finish(new ConnectTimeoutError(host, port, timeoutMs)), timeoutMs);
     socket.on('data', onData).on('error', onError).on('close', onClose);
     socket.once('connect', () => socket.write(encodeHello(clientId)));
+    cancel = () => finish(new ConnectionClosedError('connection attempt cancelled by close()'));
   });
+  return { promise, cancel };
 }

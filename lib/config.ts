@@ -41,6 +41,12 @@ export interface LimitOptions {
   handshakeTimeoutMs?: number;
   frameTimeoutMs?: number;
   maxQueueBytes?: number;
+  /**
+   * Bytes one connection may have parsed but not yet ACKed; past it, the
+   * server stops reading that connection until its ACKs are out, so one
+   * client cannot fill the shared queue.
+   */
+  maxInflightBytesPerConnection?: number;
 }
 
 export interface ServerOptions {
@@ -103,6 +109,7 @@ export const DEFAULTS: Readonly<ResolvedConfig> = deepFreeze({
     handshakeTimeoutMs: 10_000,
     frameTimeoutMs: 30_000,
     maxQueueBytes: 64 * MiB,
+    maxInflightBytesPerConnection: 8 * MiB,
   },
 });
 
@@ -189,6 +196,7 @@ const SECTION_RULES: Record<'file' | 'batch' | 'limits', Record<string, Rule>> =
     handshakeTimeoutMs: timeout,
     frameTimeoutMs: timeout,
     maxQueueBytes: int(1 * MiB, 16 * GiB),
+    maxInflightBytesPerConnection: int(1 * KiB, 16 * GiB),
   },
 };
 
@@ -435,4 +443,75 @@ export function isAppConf(text: string, source: string): boolean {
 /** Reads a config file of either kind: JSON options or an original `app.conf`. */
 export function configFromFile(text: string, source: string): ServerOptions {
   return isAppConf(text, source) ? parseAppConf(text, source).options : configFromJson(text, source);
+}
+
+// ---- environment overrides ----------------------------------------------------
+
+/** One environment variable that sets one option (the CLI builds the list from its flags). */
+export interface EnvVar {
+  /** Variable name, e.g. "MSGSERVER_PORT". */
+  name: string;
+  /** Option path: a top-level key or [section, key], as in ServerOptions. */
+  path: string | readonly [string, string];
+  kind: 'string' | 'number' | 'boolean';
+}
+
+export interface EnvOptions {
+  /** The options the environment sets (not yet validated). */
+  options: ServerOptions;
+  /** Dotted option path -> the variable that set it, e.g. {"port": "MSGSERVER_PORT"}. */
+  sources: Record<string, string>;
+}
+
+/**
+ * Reads the variables of `vars` that are set (and not empty) in `env` into
+ * ServerOptions. Values are only coerced, not validated: a number that looks
+ * like one becomes a number, "true"/"1"/"false"/"0" a boolean, and anything
+ * else is kept as the string so resolveConfig reports it by field like a bad
+ * flag or file value. Pass `sources` to withEnvSources() to name the variable
+ * in that report.
+ */
+export function serverOptionsFromEnv(env: NodeJS.ProcessEnv, vars: readonly EnvVar[]): EnvOptions {
+  const options: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
+  for (const v of vars) {
+    const raw = env[v.name];
+    if (raw === undefined || raw === '') continue;
+    let value: unknown = raw;
+    if (v.kind === 'number') {
+      const t = raw.trim();
+      const n = Number(t);
+      value = t !== '' && Number.isFinite(n) ? n : raw;
+    } else if (v.kind === 'boolean') {
+      const t = raw.trim().toLowerCase();
+      value = t === 'true' || t === '1' ? true : t === 'false' || t === '0' ? false : raw;
+    }
+    if (typeof v.path === 'string') {
+      options[v.path] = value;
+      sources[v.path] = v.name;
+    } else {
+      const [section, key] = v.path;
+      const sub = (options[section] ??= {}) as Record<string, unknown>;
+      sub[key] = value;
+      sources[`${section}.${key}`] = v.name;
+    }
+  }
+  return { options: options as ServerOptions, sources };
+}
+
+/**
+ * Returns `err` with every issue whose field came from an environment variable
+ * renamed "field (env VAR)", so the message names both; other errors are
+ * returned unchanged. `sources` maps dotted option paths to variable names.
+ */
+export function withEnvSources(err: unknown, sources: Record<string, string>): unknown {
+  if (!(err instanceof ConfigError)) return err;
+  let renamed = false;
+  const issues = err.issues.map((i) => {
+    const name = sources[i.field];
+    if (name === undefined) return i;
+    renamed = true;
+    return { ...i, field: `${i.field} (env ${name})` };
+  });
+  return renamed ? new ConfigError(issues) : err;
 }

@@ -60,3 +60,44 @@ export class ConnectTimeoutError extends Error {
     this.name = 'ConnectTimeoutError';
   }
 }
+
+/**
+ * A client with `reconnect` on gave up: `maxAttempts` reconnection attempts
+ * in a row failed. Every send still pending (queued, parked, or written and
+ * waiting to be resent) rejects with one of these; `cause` is the error of the
+ * last attempt (e.g. ECONNREFUSED, ConnectTimeoutError, ServerError BUSY).
+ * A ConnectionClosedError, so code that handles "the connection ended" keeps working.
+ */
+export class ReconnectFailedError extends ConnectionClosedError {
+  /** Attempts made since the connection dropped. */
+  readonly attempts: number;
+
+  constructor(attempts: number, lastError: Error, msgId?: bigint) {
+    const what = msgId === undefined ? '' : ` (message ${msgId} not acknowledged)`;
+    super(`gave up reconnecting after ${attempts} attempt${attempts === 1 ? '' : 's'}${what}: ${lastError.message}`, {
+      msgId,
+      cause: lastError,
+    });
+    this.name = 'ReconnectFailedError';
+    this.attempts = attempts;
+  }
+}
+
+/**
+ * sendMany(): at least one item failed. Thrown only after every item settled.
+ * `errors` lists the failures in item order (each an AckError,
+ * ConnectionClosedError, ... carrying its msgId); `results` has one entry per
+ * item, in item order: its AckResult when it was acknowledged OK, else its error.
+ */
+export class SendManyError<R = unknown> extends AggregateError {
+  readonly results: Array<R | Error>;
+  readonly failed: number;
+
+  constructor(results: Array<R | Error>, errors: Error[]) {
+    const first = errors[0];
+    super(errors, `${errors.length} of ${results.length} messages failed; first: ${first === undefined ? '?' : first.message}`);
+    this.name = 'SendManyError';
+    this.results = results;
+    this.failed = errors.length;
+  }
+}

@@ -25,10 +25,11 @@ export interface NativeOptions {
   handshakeTimeoutMs: number;
   frameTimeoutMs: number;
   maxQueueBytes: number;
+  maxInflightBytesPerConnection: number;
 }
 
 export interface NativeEvent {
-  type: 'log' | 'recovered' | 'error' | 'rotate';
+  type: 'log' | 'recovered' | 'error' | 'rotate' | 'connection' | 'disconnect';
   level: string;
   message: string;
   detail: string;
@@ -71,11 +72,17 @@ export interface NativeStats {
   lastSeq: number;
   tornBytesCut: number;
   rotations: number;
+  inflightPauses: number;
+  writeLatencyUs: number[];
+  hookDelivered: number;
+  hookDropped: number;
+  hookBlocked: number;
   threads: NativeThreadStats[];
 }
 
 export interface StopReport {
   unackedConnections: number;
+  unackedMessages: number;
   timedOut: boolean;
   /** The counters as they were when the engine stopped. */
   stats: NativeStats;
@@ -86,10 +93,17 @@ export interface NativeEngine {
   start(): number;
   stop(timeoutMs: number): Promise<StopReport | undefined>;
   stats(): NativeStats | Record<string, never>;
+  /** Message hooks on or off, with the policy and the bytes they may have waiting. */
+  setHooks(enabled: boolean, block: boolean, maxBytes: number): void;
+  setConnectionEvents(enabled: boolean): void;
 }
 
 export interface NativeAddon {
-  Engine: new (opts: NativeOptions, onEvent: (ev: NativeEvent) => void) => NativeEngine;
+  Engine: new (
+    opts: NativeOptions,
+    onEvent: (ev: NativeEvent) => void,
+    onMessages: (data: Buffer, meta: BigUint64Array) => void,
+  ) => NativeEngine;
   sourceHash: string;
   crc32cHardware: boolean;
 }
@@ -103,26 +117,35 @@ export function loadAddon(): NativeAddon {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     addon = override ? require(path.resolve(override)) : require('node-gyp-build')(path.join(__dirname, '..'));
   } catch (err) {
-    throw new Error(explainLoadError(err as Error), { cause: err });
+    throw new Error(explainLoadError(err as Error, override), { cause: err });
   }
   return addon!;
 }
 
 // Says what is wrong and how to fix it, instead of a bare dlopen message.
-function explainLoadError(err: Error): string {
+// `override` is MSGSERVER_ADDON when it was set.
+export function explainLoadError(err: Error, override?: string): string {
   const msg = err.message || String(err);
+  const first = msg.split('\n')[0];
   const where = `${process.platform}-${process.arch}`;
+  const build = 'apt-get install libevent-dev cmake g++ pkg-config && npm rebuild msgserver';
   if (/libevent[^ ]*\.so/.test(msg)) {
     return (
-      `msgserver: the native addon needs libevent's runtime library, which is missing (${msg.split('\n')[0]}). ` +
+      `msgserver: the native addon needs libevent's runtime library, which is missing (${first}). ` +
       `Install it: apt-get install libevent-2.1-7 (Debian/Ubuntu).`
     );
   }
-  if (/No native build was found/.test(msg)) {
+  if (override) {
     return (
-      `msgserver: no prebuilt binary for ${where} and no local build. ` +
-      `Build from source: apt-get install libevent-dev cmake g++ && npm rebuild msgserver`
+      `msgserver: cannot load the addon MSGSERVER_ADDON points at (${path.resolve(override)}): ${first}. ` +
+      `Point MSGSERVER_ADDON at a built msgserver.node, or unset it to use the packaged addon.`
     );
   }
-  return `msgserver: cannot load the native addon for ${where}: ${msg.split('\n')[0]}`;
+  if (/No native build was found/.test(msg)) {
+    return `msgserver: no prebuilt binary for ${where} and no local build. Build from source: ${build}`;
+  }
+  return (
+    `msgserver: cannot load the native addon for ${where}: ${first}. ` +
+    `The binary was built for another platform, or is damaged. Build it for this machine: ${build}`
+  );
 }

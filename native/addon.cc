@@ -54,6 +54,7 @@ EngineConfig parse_config(const Napi::Object& o) {
   c.handshake_timeout_ms = static_cast<uint32_t>(get_number(o, "handshakeTimeoutMs"));
   c.frame_timeout_ms = static_cast<uint32_t>(get_number(o, "frameTimeoutMs"));
   c.max_queue_bytes = static_cast<uint64_t>(get_number(o, "maxQueueBytes"));
+  c.max_inflight_bytes_per_connection = static_cast<uint64_t>(get_number(o, "maxInflightBytesPerConnection"));
   return c;
 }
 
@@ -66,12 +67,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Engine",
                        {InstanceMethod("start", &EngineWrap::Start), InstanceMethod("stop", &EngineWrap::Stop),
-                        InstanceMethod("stats", &EngineWrap::Stats)});
+                        InstanceMethod("stats", &EngineWrap::Stats),
+                        InstanceMethod("setHooks", &EngineWrap::SetHooks),
+                        InstanceMethod("setConnectionEvents", &EngineWrap::SetConnectionEvents)});
   }
 
   EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
     config_ = parse_config(info[0].As<Napi::Object>());
     on_event_ = Napi::Persistent(info[1].As<Napi::Function>());
+    on_messages_ = Napi::Persistent(info[2].As<Napi::Function>());
   }
 
   ~EngineWrap() override { halt(); }
@@ -86,12 +90,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       return env.Undefined();
     }
     tsfn_ = Napi::ThreadSafeFunction::New(env, on_event_.Value(), "msgserver-events", 0, 1);
+    hook_tsfn_ = Napi::ThreadSafeFunction::New(env, on_messages_.Value(), "msgserver-hooks", 0, 1);
+    hook_tsfn_.Unref(env);  // hooks alone never keep the process alive
     engine_ = std::make_unique<Engine>(config_, [this](EngineEvent&& ev) { post(std::move(ev)); });
+    engine_->hooks().set_sink([this](msgs::HookBatch* b) { return post_messages(b); });
+    engine_->hooks().configure(hooks_enabled_, hooks_block_, hooks_max_bytes_);
+    engine_->set_connection_events(connection_events_);
     try {
       engine_->start();
     } catch (const std::exception& e) {
       engine_.reset();
       tsfn_.Release();
+      hook_tsfn_.Release();
       Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
       return env.Undefined();
     }
@@ -116,11 +126,26 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   Napi::Value Stats(const Napi::CallbackInfo& info) { return stats_object(info.Env()); }
 
+  // setHooks(enabled, block, maxBytes): kept for the next start too.
+  Napi::Value SetHooks(const Napi::CallbackInfo& info) {
+    hooks_enabled_ = info[0].ToBoolean().Value();
+    hooks_block_ = info[1].ToBoolean().Value();
+    hooks_max_bytes_ = static_cast<uint64_t>(info[2].As<Napi::Number>().DoubleValue());
+    if (engine_) engine_->hooks().configure(hooks_enabled_, hooks_block_, hooks_max_bytes_);
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetConnectionEvents(const Napi::CallbackInfo& info) {
+    connection_events_ = info[0].ToBoolean().Value();
+    if (engine_) engine_->set_connection_events(connection_events_);
+    return info.Env().Undefined();
+  }
+
   Napi::Object stats_object(Napi::Env env) {
     Napi::Object o = Napi::Object::New(env);
     if (!engine_) return o;
     Engine& e = *engine_;
-    uint64_t conns = 0, msgs_in = 0, bytes_in = 0, frames = 0, pushed = 0, paused = 0, reads = 0;
+    uint64_t conns = 0, msgs_in = 0, bytes_in = 0, frames = 0, pushed = 0, paused = 0, reads = 0, inflight = 0;
     uint64_t acks[msgs::kAckStatuses] = {0}, errs[msgs::kErrCodes] = {0};
     Napi::Array threads = Napi::Array::New(env, e.service_count());
     for (uint32_t i = 0; i < e.service_count(); i++) {
@@ -132,6 +157,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       pushed += s.batches_pushed.get();
       paused += s.paused.get();
       reads += s.read_calls.get();
+      inflight += s.inflight_pauses.get();
       for (int k = 0; k < msgs::kAckStatuses; k++) acks[k] += s.acks[k].get();
       for (int k = 0; k < msgs::kErrCodes; k++) errs[k] += s.errors[k].get();
       Napi::Object t = Napi::Object::New(env);
@@ -158,6 +184,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     set(o, "batchesPushed", pushed);
     set(o, "readCalls", reads);
     set(o, "pausedForQueue", paused);
+    set(o, "inflightPauses", inflight);
     set(o, "queueBytes", e.queue_bytes().load(std::memory_order_relaxed));
     set(o, "queueBatches", e.queue_batches().load(std::memory_order_relaxed));
     const msgs::WriterStats& w = e.writer().stats;
@@ -172,6 +199,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     set(o, "lastSeq", w.last_seq.get());
     set(o, "tornBytesCut", w.torn_bytes_cut.get());
     set(o, "rotations", w.rotations.get());
+    Napi::Array lat = Napi::Array::New(env, msgs::WriterStats::kLatencyBuckets);
+    for (int k = 0; k < msgs::WriterStats::kLatencyBuckets; k++) {
+      lat.Set(k, Napi::Number::New(env, double(w.write_latency[k].get())));
+    }
+    o.Set("writeLatencyUs", lat);
+    set(o, "hookDelivered", e.hooks().delivered.get());
+    set(o, "hookDropped", e.hooks().dropped.get());
+    set(o, "hookBlocked", e.hooks().blocked.get());
     o.Set("threads", threads);
     return o;
   }
@@ -184,6 +219,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     void OnOK() override {
       Napi::Object r = Napi::Object::New(Env());
       set(r, "unackedConnections", report_.unacked_closed);
+      set(r, "unackedMessages", report_.unacked_messages);
       r.Set("timedOut", Napi::Boolean::New(Env(), report_.timed_out));
       r.Set("stats", self_->stats_object(Env()));  // the final counters
       self_->after_stop();
@@ -207,6 +243,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     engine_.reset();
     napi_remove_env_cleanup_hook(Env(), &EngineWrap::cleanup_hook, this);
     tsfn_.Release();
+    hook_tsfn_.Release();
     Unref();
   }
 
@@ -236,9 +273,48 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (st != napi_ok) delete data;
   }
 
+  // Writer thread -> JS: one call per HookBatch. The batch's bytes become one
+  // external Buffer (no copy); per message, 5 u64s describe it:
+  // seq, time_us, msg_id, client_id << 32 | name_len, offset << 32 | payload_len.
+  // The hooks' budget is released when the JS callback returns.
+  bool post_messages(msgs::HookBatch* b) {
+    std::shared_ptr<msgs::HookChannel> channel = engine_->hooks_ptr();
+    napi_status st = hook_tsfn_.NonBlockingCall(b, [channel](Napi::Env env, Napi::Function fn, msgs::HookBatch* hb) {
+      uint64_t budget = hb->budget;
+      struct Release {  // however the JS call ends, the budget comes back
+        msgs::HookChannel& ch;
+        uint64_t bytes;
+        ~Release() { ch.release(bytes); }
+      } release{*channel, budget};
+      size_t n = hb->msgs.size();
+      Napi::Buffer<uint8_t> data = Napi::Buffer<uint8_t>::New(
+          env, hb->data.data(), hb->data.size(), [](Napi::Env, uint8_t*, msgs::HookBatch* owner) { delete owner; }, hb);
+      Napi::ArrayBuffer meta_buf = Napi::ArrayBuffer::New(env, n * 5 * sizeof(uint64_t));
+      uint64_t* meta = static_cast<uint64_t*>(meta_buf.Data());
+      for (size_t i = 0; i < n; i++) {
+        const msgs::HookMessage& m = hb->msgs[i];
+        meta[i * 5 + 0] = m.seq;
+        meta[i * 5 + 1] = m.time_us;
+        meta[i * 5 + 2] = m.msg_id;
+        meta[i * 5 + 3] = uint64_t(m.client_id) << 32 | m.name_len;
+        meta[i * 5 + 4] = uint64_t(m.offset) << 32 | m.payload_len;
+      }
+      napi_value meta_arr;
+      napi_create_typedarray(env, napi_biguint64_array, n * 5, meta_buf, 0, &meta_arr);
+      fn.Call({data, Napi::Value(env, meta_arr)});
+    });
+    return st == napi_ok;
+  }
+
   EngineConfig config_;
   Napi::FunctionReference on_event_;
+  Napi::FunctionReference on_messages_;
   Napi::ThreadSafeFunction tsfn_;
+  Napi::ThreadSafeFunction hook_tsfn_;
+  bool hooks_enabled_ = false;
+  bool hooks_block_ = false;
+  uint64_t hooks_max_bytes_ = 64ull << 20;
+  bool connection_events_ = false;
   std::unique_ptr<Engine> engine_;
 };
 

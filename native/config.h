@@ -35,6 +35,7 @@ struct EngineConfig {
   uint32_t handshake_timeout_ms = 10000;
   uint32_t frame_timeout_ms = 30000;
   uint64_t max_queue_bytes = 64ull << 20;
+  uint64_t max_inflight_bytes_per_connection = 8ull << 20;  // parsed, not yet ACKed
 };
 
 }  // namespace msgs

@@ -58,8 +58,10 @@ StopReport Engine::stop(uint32_t timeout_ms) {
   for (auto& s : services_) {
     s->join();
     report.unacked_closed += s->unacked_closed();
+    report.unacked_messages += s->unacked_messages();
   }
   report.timed_out = monotonic_ms() > deadline;
+  hooks_->shutdown();  // a writer blocked on slow hooks must finish the drain
   writer_->request_stop();
   writer_->join();
   running_ = false;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config.h"
+#include "hooks.h"
 #include "mpsc_queue.h"
 #include "notifier.h"
 #include "stats.h"
@@ -33,6 +34,7 @@ using EventSink = std::function<void(EngineEvent&&)>;
 
 struct StopReport {
   uint64_t unacked_closed = 0;   // connections closed with ACKs still owed
+  uint64_t unacked_messages = 0; // the messages those ACKs were for (all were written)
   bool timed_out = false;
 };
 
@@ -73,6 +75,15 @@ class Engine {
   // Called by the writer after it consumed batches: resumes paused readers.
   void wake_paused_services();
   void emit(EngineEvent&& ev);
+  HookChannel& hooks() { return *hooks_; }
+  // Shared: hook batches still queued for JS may outlive the engine.
+  std::shared_ptr<HookChannel> hooks_ptr() { return hooks_; }
+  // Connection events cost a string per connection: only when JS listens.
+  void set_connection_events(bool on) { conn_events_.store(on, std::memory_order_relaxed); }
+  // relaxed: a listener added a moment ago may miss a connection or two.
+  bool connection_events() const { return conn_events_.load(std::memory_order_relaxed); }
+  // relaxed: ids only need to be unique.
+  uint64_t next_connection_id() { return next_conn_id_.fetch_add(1, std::memory_order_relaxed); }
   void log(const char* level, const std::string& message);
 
  private:
@@ -86,6 +97,9 @@ class Engine {
   std::unique_ptr<Listener> listener_;
   std::vector<std::unique_ptr<ServiceLoop>> services_;
   std::unique_ptr<FileWriter> writer_;
+  std::shared_ptr<HookChannel> hooks_ = std::make_shared<HookChannel>();
+  std::atomic<bool> conn_events_{false};
+  std::atomic<uint64_t> next_conn_id_{1};
 };
 
 }  // namespace msgs

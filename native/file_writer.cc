@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -321,6 +322,9 @@ void FileWriter::take(Batch* b) {
   if (buf_len_ == 0 && ready_.empty()) first_ms_ = monotonic_ms();
   uint32_t n = static_cast<uint32_t>(b->msgs.size());
   uint32_t begin = 0;
+  bool hooks = engine_.hooks().enabled();
+  hook_index_.clear();
+  hook_seq_.clear();
   for (uint32_t i = 0; i < n; i++) {
     MsgRef& m = b->msgs[i];
     if (m.status != kPending) continue;  // rejected at parse (TOO_LARGE)
@@ -333,6 +337,10 @@ void FileWriter::take(Batch* b) {
     const uint8_t* name = b->data + m.offset;
     const uint8_t* payload = b->data + m.payload_offset();
     ++seq_;
+    if (hooks) {
+      hook_index_.push_back(i);
+      hook_seq_.push_back(seq_);
+    }
     if (text_) {
       ensure_capacity(buf_len_ + record::text_max_size(m.name_len, m.payload_len));
       buf_len_ += record::encode_text(buf_ + buf_len_, m.client_id, m.msg_id, name, m.name_len, payload, m.payload_len);
@@ -350,6 +358,38 @@ void FileWriter::take(Batch* b) {
   }
   spans_.push_back(Span{b, begin, n});
   ready_.push_back(b);
+  if (hooks && !hook_index_.empty()) feed_hooks(b);
+}
+
+// Copies the messages take() just encoded into one HookBatch for the JS
+// hooks: one allocation and one copy per batch, within the hooks' budget.
+void FileWriter::feed_hooks(const Batch* b) {
+  uint64_t bytes = 0;
+  size_t n = 0;
+  for (uint32_t i : hook_index_) {
+    const MsgRef& m = b->msgs[i];
+    if (m.status == wire::kAckWriteFailed) continue;  // a flush inside take() failed: never stored
+    bytes += m.name_len + m.payload_len;
+    n++;
+  }
+  if (n == 0) return;
+  HookChannel& hooks = engine_.hooks();
+  uint64_t budget = bytes + n * sizeof(HookMessage);
+  if (!hooks.reserve(budget, n)) return;
+  HookBatch* hb = new HookBatch;
+  hb->budget = budget;
+  hb->data.resize(bytes);
+  hb->msgs.reserve(n);
+  uint32_t off = 0;
+  for (size_t k = 0; k < hook_index_.size(); k++) {
+    const MsgRef& m = b->msgs[hook_index_[k]];
+    if (m.status == wire::kAckWriteFailed) continue;
+    memcpy(hb->data.data() + off, b->data + m.offset, m.name_len);
+    memcpy(hb->data.data() + off + m.name_len, b->data + m.payload_offset(), m.payload_len);
+    hb->msgs.push_back(HookMessage{hook_seq_[k], b->time_us, m.msg_id, m.client_id, off, m.payload_len, m.name_len});
+    off += m.name_len + m.payload_len;
+  }
+  hooks.deliver(hb);
 }
 
 // Stores the buffer, settles every message in it, and hands back the batches
@@ -359,10 +399,12 @@ void FileWriter::flush() {
     uint64_t seq_before = seq_ - buf_msgs_;
     uint64_t good_offset = offset_;
     int err = 0;
+    auto t0 = std::chrono::steady_clock::now();
     bool ok = store(&err);
     FsyncPolicy policy = engine_.config().fsync;
     bool sync_now = engine_.config().ack_mode == AckMode::kDurable || policy == FsyncPolicy::kBatch;
     if (ok && sync_now) ok = sync(&err);
+    record_latency(std::chrono::steady_clock::now() - t0);
     if (!ok) rollback(good_offset, seq_before, err);
     uint8_t status = ok ? wire::kAckOk : wire::kAckWriteFailed;
     for (const Span& s : spans_) {
@@ -376,6 +418,13 @@ void FileWriter::flush() {
   buf_len_ = 0;
   buf_msgs_ = 0;
   complete_ready();
+}
+
+void FileWriter::record_latency(std::chrono::steady_clock::duration d) {
+  uint64_t us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+  int bucket = 0;
+  while (bucket < WriterStats::kLatencyBuckets - 1 && us >= (uint64_t{1} << bucket)) bucket++;
+  stats.write_latency[bucket].add();
 }
 
 // One pwrite for the whole buffer (a loop only if the kernel takes less).

@@ -4,6 +4,7 @@
 // ACKs that waited for the write.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <thread>
@@ -44,8 +45,10 @@ class FileWriter {
 
   void run();
   void take(Batch* b);
+  void feed_hooks(const Batch* b);
   void flush();
   bool store(int* err);
+  void record_latency(std::chrono::steady_clock::duration d);
   bool sync(int* err);
   void rollback(uint64_t good_offset, uint64_t seq_before, int err);
   void complete_ready();
@@ -78,6 +81,8 @@ class FileWriter {
   std::vector<Span> spans_;
   std::vector<Batch*> ready_;     // fully encoded; handed back after the next flush
   std::vector<uint8_t> wake_;     // per service thread: has completions to pick up
+  std::vector<uint32_t> hook_index_;  // messages encoded by take(), for the hooks
+  std::vector<uint64_t> hook_seq_;
   uint64_t first_ms_ = 0;         // when the oldest unflushed message was taken
   uint64_t last_sync_ms_ = 0;
   uint64_t unsynced_records_ = 0;

@@ -1,5 +1,7 @@
 #include "service_loop.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -52,7 +54,9 @@ struct ServiceLoop::Conn {
   uint64_t frame_started_ms = 0;
   uint64_t linger_until_ms = 0;
   uint64_t acks_owed = 0;     // parsed, waiting for the writer
+  uint64_t inflight_bytes = 0;// bytes of those messages (maxInflightBytesPerConnection)
   uint64_t messages = 0;
+  uint64_t id = 0;            // engine-wide, for connection events
   const char* err_reason = nullptr;
   size_t need_total = 0;      // size of the partial frame, once known
   uint8_t* in = nullptr;      // partial frame carried between reads
@@ -73,6 +77,25 @@ void grow(uint8_t** buf, size_t* cap, size_t need) {
   *cap = ncap;
 }
 
+// "127.0.0.1:53412" or "[::1]:53412", for connection events.
+std::string format_address(const sockaddr_storage& ss) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  uint16_t port = 0;
+  if (ss.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+    port = ntohs(a->sin_port);
+    return std::string(host) + ":" + std::to_string(port);
+  }
+  if (ss.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+    port = ntohs(a->sin6_port);
+    return "[" + std::string(host) + "]:" + std::to_string(port);
+  }
+  return "unknown";
+}
+
 }  // namespace
 
 ServiceLoop::ServiceLoop(Engine& engine, uint32_t index)
@@ -90,7 +113,7 @@ ServiceLoop::ServiceLoop(Engine& engine, uint32_t index)
 ServiceLoop::~ServiceLoop() {
   join();
   for (Slot& s : slots_) {
-    if (s.conn) close_conn(s.conn);
+    if (s.conn) close_conn(s.conn, "server stopped");
   }
   for (Conn* c : dirty_) {
     if (c->closed) delete c;
@@ -206,6 +229,7 @@ void ServiceLoop::on_sweep_cb(evutil_socket_t, short, void* arg) {
 
 void ServiceLoop::add_connection(HandOff* h) {
   int fd = h->fd;
+  sockaddr_storage addr = h->addr;
   delete h;
   if (draining_) {
     close(fd);
@@ -228,6 +252,11 @@ void ServiceLoop::add_connection(HandOff* h) {
   if (legacy_) c->state = State::kOpen;  // no handshake
   c->ev_read = event_new(base_, fd, EV_READ | EV_PERSIST, on_read_cb, c);
   event_add(c->ev_read, nullptr);
+  c->id = engine_.next_connection_id();
+  if (engine_.connection_events()) {
+    EngineEvent ev{"connection", "", format_address(addr), "", c->id, index_, 0};
+    engine_.emit(std::move(ev));
+  }
   stats.accepted.add();
   stats.connections.add();
 }
@@ -247,8 +276,15 @@ void ServiceLoop::set_reading(Conn* c, bool on) {
   }
 }
 
-void ServiceLoop::close_conn(Conn* c) {
-  if (draining_ && c->acks_owed > 0) unacked_closed_++;
+void ServiceLoop::close_conn(Conn* c, const char* reason) {
+  if (draining_ && c->acks_owed > 0) {
+    unacked_closed_++;
+    unacked_messages_ += c->acks_owed;
+  }
+  if (engine_.connection_events()) {
+    EngineEvent ev{"disconnect", "", reason, "", c->id, c->messages, c->acks_owed};
+    engine_.emit(std::move(ev));
+  }
   event_free(c->ev_read);
   if (c->ev_write) event_free(c->ev_write);
   close(c->fd);
@@ -279,13 +315,19 @@ void ServiceLoop::on_read(Conn* c) {
   if (c->state == State::kLinger) {
     uint8_t sink[16384];
     ssize_t n = recv(c->fd, sink, sizeof sink, 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close_conn(c);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close_conn(c, c->err_reason);
     return;
   }
   if (c->state == State::kFailing) return;
   // Over the bound: leave the bytes in the socket; run() pauses this thread.
   if (engine_.queue_full()) return;
   if (c->out_len > kMaxOutBytes) {  // the client does not read its ACKs
+    set_reading(c, false);
+    return;
+  }
+  if (c->inflight_bytes >= engine_.config().max_inflight_bytes_per_connection) {
+    // This client alone must not fill the shared queue: wait for its ACKs.
+    stats.inflight_pauses.add();
     set_reading(c, false);
     return;
   }
@@ -306,7 +348,7 @@ void ServiceLoop::on_read(Conn* c) {
   stats.read_calls.add();
   if (n <= 0) {
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    close_conn(c);
+    close_conn(c, n == 0 ? "closed by client" : "reset by client");
     return;
   }
   stats.bytes_in.add(static_cast<uint64_t>(n));
@@ -324,7 +366,7 @@ bool ServiceLoop::read_large_frame(Conn* c) {
   stats.read_calls.add();
   if (n <= 0) {
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return false;
-    close_conn(c);
+    close_conn(c, n == 0 ? "closed by client" : "reset by client");
     return false;
   }
   stats.bytes_in.add(static_cast<uint64_t>(n));
@@ -415,6 +457,7 @@ void ServiceLoop::add_message(Conn* c, uint32_t client_id, uint8_t name_len, uin
     ack(c, status == kPending ? uint8_t{wire::kAckOk} : status, msg_id);
   } else {
     c->acks_owed++;
+    c->inflight_bytes += name_len + payload_len;
   }
 }
 
@@ -489,12 +532,22 @@ void ServiceLoop::on_completion(Batch* b) {
   if (engine_.config().ack_mode != AckMode::kReceived) {
     for (const MsgRef& m : b->msgs) {
       Conn* c = lookup(m.conn_slot, m.conn_gen);
-      if (!c) continue;  // closed meanwhile: nobody to tell
-      c->acks_owed--;
-      ack(c, m.status == kPending ? uint8_t{wire::kAckWriteFailed} : m.status, m.msg_id);
+      if (c) settle(c, m);  // else closed meanwhile: nobody to tell
     }
   }
   recycle(b);
+}
+
+// The writer is done with one of c's messages: ACK it, and resume reading a
+// connection that waited for its in-flight bytes to drain.
+void ServiceLoop::settle(Conn* c, const MsgRef& m) {
+  c->acks_owed--;
+  c->inflight_bytes -= m.name_len + m.payload_len;
+  ack(c, m.status == kPending ? uint8_t{wire::kAckWriteFailed} : m.status, m.msg_id);
+  if (!c->reading && c->state == State::kOpen && !draining_ && c->out_len <= kMaxOutBytes &&
+      c->inflight_bytes < engine_.config().max_inflight_bytes_per_connection) {
+    set_reading(c, true);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -512,7 +565,7 @@ void ServiceLoop::ack(Conn* c, uint8_t status, uint64_t msg_id) {
       append_out(c, legacy::kAck, legacy::kAckSize);
       mark_dirty(c);
     } else {
-      fail(c, wire::kErrInternal, "");
+      fail(c, wire::kErrInternal, "message could not be stored");
     }
     return;
   }
@@ -574,7 +627,7 @@ bool ServiceLoop::write_out(Conn* c) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) break;
-    close_conn(c);
+    close_conn(c, "reset by client");
     return false;
   }
   if (off > 0) {
@@ -660,13 +713,13 @@ void ServiceLoop::sweep() {
       case State::kFailing:
         break;
       case State::kLinger:
-        if (now >= c->linger_until_ms) close_conn(c);
+        if (now >= c->linger_until_ms) close_conn(c, c->err_reason);
         break;
     }
   }
   if (draining_ && now >= drain_deadline_ms_) {
     for (const Slot& s : slots_) {
-      if (s.conn) close_conn(s.conn);
+      if (s.conn) close_conn(s.conn, "shutdown timeout");
     }
   }
   flush_dirty();

@@ -46,6 +46,7 @@ class ServiceLoop {
     return paused_.load(std::memory_order_seq_cst);
   }
   uint64_t unacked_closed() const { return unacked_closed_; }
+  uint64_t unacked_messages() const { return unacked_messages_; }
 
   ServiceStats stats;
 
@@ -62,6 +63,7 @@ class ServiceLoop {
   bool wait_for_queue_space();
   void process_mailbox();
   void add_connection(HandOff* h);
+  void settle(Conn* c, const MsgRef& m);
   static void on_read_cb(evutil_socket_t, short, void* arg);
   static void on_write_cb(evutil_socket_t, short, void* arg);
   static void on_notify_cb(evutil_socket_t, short, void* arg);
@@ -84,7 +86,7 @@ class ServiceLoop {
   void finish_failing(Conn* c);
   void start_linger(Conn* c, uint64_t linger_ms);
   void set_reading(Conn* c, bool on);
-  void close_conn(Conn* c);
+  void close_conn(Conn* c, const char* reason);
   Conn* lookup(uint32_t slot, uint32_t gen);
   void flush_batch();
   Batch* fresh_batch();
@@ -123,6 +125,7 @@ class ServiceLoop {
   bool draining_ = false;
   bool done_ = false;
   uint64_t unacked_closed_ = 0;
+  uint64_t unacked_messages_ = 0;
 };
 
 }  // namespace msgs

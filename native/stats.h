@@ -29,6 +29,7 @@ struct alignas(64) ServiceStats {
   Counter batches_pushed;
   Counter paused;             // times reading stopped for a full queue
   Counter read_calls;
+  Counter inflight_pauses;    // times a connection hit maxInflightBytesPerConnection
 };
 
 struct alignas(64) WriterStats {
@@ -43,6 +44,10 @@ struct alignas(64) WriterStats {
   Counter last_seq;
   Counter torn_bytes_cut;     // bytes truncated by recovery at start
   Counter rotations;          // segments closed
+  // Time of each write (+ its fdatasync when the policy syncs per batch), in
+  // microseconds: bucket i counts writes that took < 2^i us (the last: more).
+  static constexpr int kLatencyBuckets = 24;
+  Counter write_latency[kLatencyBuckets];
 };
 
 struct alignas(64) ListenerStats {

@@ -155,10 +155,18 @@ test('msgclient arguments: defaults, values, positional messages', () => {
 });
 
 test('msglog arguments: commands, formats, errors', () => {
-  assert.deepEqual(parseLogArgs(['cat', 'f.log']), { help: false, command: 'cat', file: 'f.log', format: 'json', allowTornTail: false });
-  assert.deepEqual(parseLogArgs(['cat', 'f.log', '--format', 'text', '--allow-torn-tail']), {
-    help: false, command: 'cat', file: 'f.log', format: 'text', allowTornTail: true,
+  assert.deepEqual(parseLogArgs(['cat', 'f.log']), {
+    help: false, command: 'cat', file: 'f.log', format: 'json', allowTornTail: false, fromSeq: undefined,
   });
+  assert.deepEqual(parseLogArgs(['cat', 'f.log', '--format', 'text', '--allow-torn-tail', '--from-seq', '42']), {
+    help: false, command: 'cat', file: 'f.log', format: 'text', allowTornTail: true, fromSeq: 42n,
+  });
+  assert.deepEqual(parseLogArgs(['tail', 'dir', '-n', '5', '-f']), {
+    help: false, command: 'tail', file: 'dir', format: 'json', lines: 5, follow: true, pollMs: 250,
+  });
+  assert.deepEqual(parseLogArgs(['stats', 'dir']), { help: false, command: 'stats', file: 'dir' });
+  assert.throws(() => parseLogArgs(['cat', 'a', '--from-seq', 'x']), /--from-seq must be a sequence number/);
+  assert.throws(() => parseLogArgs(['tail', 'a', '--allow-torn-tail']), /does not apply to msglog tail/);
   assert.deepEqual(parseLogArgs(['verify', 'f.log']), { help: false, command: 'verify', file: 'f.log' });
   assert.deepEqual(parseLogArgs(['--help']), { help: true });
   assert.throws(() => parseLogArgs([]), /missing command/);

@@ -22,7 +22,7 @@ test('defaults match the spec', () => {
     serviceThreads: Math.min(256, os.availableParallelism()),
     protocol: 'v1',
     ackMode: 'written',
-    file: { path: 'messages.log', format: 'binary', rotateBytes: 0, fsync: 'interval', fsyncIntervalMs: 1000, repair: false },
+    file: { path: 'messages.log', format: 'binary', rotateBytes: 0, rotateMs: 0, fsync: 'interval', fsyncIntervalMs: 1000, repair: false },
     batch: { maxMessages: 4096, maxBytes: 1048576, maxDelayMs: 0 },
     limits: {
       maxMessageBytes: 1048576,
@@ -31,6 +31,7 @@ test('defaults match the spec', () => {
       handshakeTimeoutMs: 10000,
       frameTimeoutMs: 30000,
       maxQueueBytes: 67108864,
+      maxInflightBytesPerConnection: 8388608,
     },
   });
   assert.deepEqual(resolveConfig({}), cfg);

@@ -149,6 +149,8 @@ test('verifyLog on a clean file', async () => {
     firstBadOffset: null,
     reason: null,
     tornTail: false,
+    segments: 1,
+    file: null,
   });
 });
 

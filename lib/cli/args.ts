@@ -3,7 +3,7 @@
 // node:util parseArgs: it covers --flag value / --flag=value / booleans, so no
 // extra dependency is needed.
 import { parseArgs } from 'node:util';
-import { DEFAULTS, type ServerOptions } from '../config';
+import { DEFAULTS, type EnvVar, type ServerOptions } from '../config';
 
 /** Bad command line: the CLI prints the message and its usage, exits 2. */
 export class UsageError extends Error {
@@ -39,6 +39,7 @@ export const SERVER_FLAGS: readonly ServerFlag[] = [
   { flag: 'file', path: ['file', 'path'], kind: 'string', help: 'log file path' },
   { flag: 'format', path: ['file', 'format'], kind: 'string', help: 'binary | text' },
   { flag: 'rotate-bytes', path: ['file', 'rotateBytes'], kind: 'number', help: 'rotate at this size (0 = never)' },
+  { flag: 'rotate-ms', path: ['file', 'rotateMs'], kind: 'number', help: 'rotate a segment this old (0 = never)' },
   { flag: 'fsync', path: ['file', 'fsync'], kind: 'string', help: 'never | interval | batch' },
   { flag: 'fsync-interval-ms', path: ['file', 'fsyncIntervalMs'], kind: 'number', help: 'fsync period for --fsync interval' },
   { flag: 'repair', path: ['file', 'repair'], kind: 'boolean', help: 'start despite corruption before the tail' },
@@ -51,6 +52,7 @@ export const SERVER_FLAGS: readonly ServerFlag[] = [
   { flag: 'handshake-timeout-ms', path: ['limits', 'handshakeTimeoutMs'], kind: 'number', help: 'time for HELLO (0 = off)' },
   { flag: 'frame-timeout-ms', path: ['limits', 'frameTimeoutMs'], kind: 'number', help: 'time to finish a frame (0 = off)' },
   { flag: 'max-queue-bytes', path: ['limits', 'maxQueueBytes'], kind: 'number', help: 'bytes queued for the writer' },
+  { flag: 'max-inflight-bytes-per-connection', path: ['limits', 'maxInflightBytesPerConnection'], kind: 'number', help: 'unACKed bytes a connection may have before it waits' },
 ];
 
 /**
@@ -89,8 +91,50 @@ export interface ServerArgs {
   help: boolean;
   /** --config file.json, when given. */
   configPath: string | undefined;
-  /** Options from the flags only (not yet merged with the config file). */
+  /** Options from the flags only (not yet merged with the config file or the environment). */
   flags: ServerOptions;
+  /** --metrics-port, when given (validated). Absent when not given. */
+  metricsPort?: number;
+  /** --metrics-host, when given. */
+  metricsHost?: string;
+  /** --log-level, when given (validated). */
+  logLevel?: LogLevel;
+}
+
+/** pino's levels; 'silent' logs nothing. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Flags of the msgserver CLI itself (not server options). Each also has an environment variable. */
+const CLI_FLAGS = [
+  { flag: 'metrics-port', help: 'serve Prometheus metrics on GET /metrics at this port (0 = any free port)', def: 'off' },
+  { flag: 'metrics-host', help: 'address for --metrics-port', def: '127.0.0.1' },
+  { flag: 'log-level', help: LOG_LEVELS.join(' | '), def: 'info' },
+] as const;
+
+/** The environment variable for a flag: --fsync-interval-ms -> MSGSERVER_FSYNC_INTERVAL_MS. */
+export function envVarFor(flag: string): string {
+  return `MSGSERVER_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** One variable per server flag, generated from SERVER_FLAGS so the two cannot drift. */
+export const SERVER_ENV_VARS: readonly EnvVar[] = SERVER_FLAGS.map((f) => ({ name: envVarFor(f.flag), path: f.path, kind: f.kind }));
+
+function parseMetricsPort(raw: string, source: string): number {
+  const t = raw.trim();
+  const n = Number(t);
+  if (t === '' || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new UsageError(`${source} must be an integer 0..65535, got '${raw}'`);
+  }
+  return n;
+}
+
+function parseLogLevel(raw: string, source: string): LogLevel {
+  const t = raw.trim().toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(t)) {
+    throw new UsageError(`${source} must be one of ${LOG_LEVELS.join(', ')}, got '${raw}'`);
+  }
+  return t as LogLevel;
 }
 
 export function parseServerArgs(argv: readonly string[]): ServerArgs {
@@ -99,6 +143,7 @@ export function parseServerArgs(argv: readonly string[]): ServerArgs {
     config: { type: 'string' },
   };
   for (const f of SERVER_FLAGS) options[f.flag] = { type: f.kind === 'boolean' ? 'boolean' : 'string' };
+  for (const f of CLI_FLAGS) options[f.flag] = { type: 'string' };
   const { values } = parseOrUsage(() => parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
   const flags: ServerOptions = {};
   for (const f of SERVER_FLAGS) {
@@ -106,16 +151,64 @@ export function parseServerArgs(argv: readonly string[]): ServerArgs {
     if (v === undefined) continue;
     setOption(flags, f.path, f.kind === 'number' ? numberOrRaw(v as string) : v);
   }
-  return { help: values.help === true, configPath: values.config as string | undefined, flags };
+  const out: ServerArgs = { help: values.help === true, configPath: values.config as string | undefined, flags };
+  // Set only when given, so callers can tell "not given" (then the environment applies).
+  const metricsPort = values['metrics-port'] as string | undefined;
+  if (metricsPort !== undefined) out.metricsPort = parseMetricsPort(metricsPort, '--metrics-port');
+  const metricsHost = values['metrics-host'] as string | undefined;
+  if (metricsHost !== undefined) {
+    if (metricsHost === '') throw new UsageError('--metrics-host must not be empty');
+    out.metricsHost = metricsHost;
+  }
+  const logLevel = values['log-level'] as string | undefined;
+  if (logLevel !== undefined) out.logLevel = parseLogLevel(logLevel, '--log-level');
+  return out;
 }
 
-/** Flags win over the config file, field by field (sections are merged, not replaced). */
-export function mergeServerOptions(fromFile: ServerOptions, fromFlags: ServerOptions): ServerOptions {
-  const out: Record<string, unknown> = { ...fromFile };
-  for (const [key, value] of Object.entries(fromFlags)) {
-    const base = out[key];
-    const bothObjects = isObject(base) && isObject(value);
-    out[key] = bothObjects ? { ...base, ...value } : value;
+export interface CliSettings {
+  /** undefined = no metrics endpoint. */
+  metricsPort: number | undefined;
+  metricsHost: string;
+  logLevel: LogLevel;
+}
+
+/**
+ * The CLI's own settings: flag, else MSGSERVER_METRICS_PORT /
+ * MSGSERVER_METRICS_HOST / MSGSERVER_LOG_LEVEL (empty = unset), else the
+ * default. A bad variable is a UsageError naming it.
+ */
+export function resolveCliSettings(args: ServerArgs, env: NodeJS.ProcessEnv): CliSettings {
+  const fromEnv = (flag: string): [string, string] | undefined => {
+    const name = envVarFor(flag);
+    const v = env[name];
+    return v === undefined || v === '' ? undefined : [v, name];
+  };
+  const port = fromEnv('metrics-port');
+  const host = fromEnv('metrics-host');
+  const level = fromEnv('log-level');
+  return {
+    metricsPort: args.metricsPort ?? (port && parseMetricsPort(port[0], port[1])),
+    metricsHost: args.metricsHost ?? host?.[0] ?? '127.0.0.1',
+    logLevel: args.logLevel ?? (level ? parseLogLevel(level[0], level[1]) : 'info'),
+  };
+}
+
+/** Variables starting MSGSERVER_ that no flag knows: likely typos, worth a warning. */
+export function unknownServerEnvVars(env: NodeJS.ProcessEnv): string[] {
+  const known = new Set([...SERVER_ENV_VARS.map((v) => v.name), ...CLI_FLAGS.map((f) => envVarFor(f.flag))]);
+  return Object.keys(env).filter((k) => k.startsWith('MSGSERVER_') && !known.has(k)).sort();
+}
+
+/**
+ * `over` wins over `base`, field by field (sections are merged, not
+ * replaced): flags over the environment over the config file.
+ */
+export function mergeServerOptions(base: ServerOptions, over: ServerOptions): ServerOptions {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const prev = out[key];
+    const bothObjects = isObject(prev) && isObject(value);
+    out[key] = bothObjects ? { ...prev, ...value } : value;
   }
   return out as ServerOptions;
 }
@@ -134,13 +227,20 @@ export function serverUsage(): string {
     const arg = f.kind === 'boolean' ? '' : f.kind === 'number' ? ' <n>' : ' <value>';
     return `  --${(f.flag + arg).padEnd(28)} ${f.help} (default ${String(defaultFor(f.path))})`;
   });
+  const cli = CLI_FLAGS.map((f) => `  --${(f.flag + ' <value>').padEnd(28)} ${f.help} (default ${f.def})`);
   return [
-    'usage: msgserver [--config file.json] [options]',
+    'usage: msgserver [--config file.json|app.conf] [options]',
     '',
-    'Runs the message-ingest server until SIGINT/SIGTERM. Flags override values from --config.',
+    'Runs the message-ingest server until SIGINT/SIGTERM, then closes it cleanly.',
+    'Precedence: defaults < config file < environment < flags. Every flag has an',
+    'environment variable: --fsync-interval-ms is MSGSERVER_FSYNC_INTERVAL_MS (--repair:',
+    'MSGSERVER_REPAIR=true|false); an empty variable counts as unset.',
+    'Logs are JSON lines (pino) on stderr; the effective config is logged at start.',
     '',
-    '  --config <file.json>           options as JSON: {"port": 9000, "file": {"path": "m.log"}, ...}',
+    '  --config <file>                options as JSON {"port": 9000, "file": {"path": "m.log"}, ...},',
+    '                                 or an original app.conf (default $MS_HOME/app.conf if it exists)',
     ...lines,
+    ...cli,
     '  --help                         show this text',
     '',
     'exit status: 0 clean shutdown, 1 runtime failure, 2 bad flags or config',
