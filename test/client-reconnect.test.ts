@@ -31,7 +31,7 @@ test('server closed and restarted under a running client: with resend, every mes
   const port = await freePort();
   // A small queue makes the service thread stop reading while the writer catches
   // up (TCP back-pressure), so frames wait unread in the socket when close() comes.
-  const server = new MessageServer({ port, serviceThreads: 2, file: { path: file }, limits: { maxQueueBytes: 1024 * 1024 } });
+  const server = new MessageServer({ port, serviceThreads: 2, ackMode: 'durable', file: { path: file, fsync: 'batch' }, limits: { maxMessageBytes: 64 * 1024, maxQueueBytes: 1024 * 1024 } });
   await server.listen();
   t.after(() => server.close());
 
