@@ -722,7 +722,7 @@ export class MessageClient extends EventEmitter<ClientEvents> {
       return;
     }
     // The tail of inFlight whose frames were never handed to the socket was not written.
-    const inFlight = this.inFlight.drain(); if (process.env.DBG) console.error("lost", err.message, inFlight.length, this.unflushed, this.queued.length, this.parked.length, this.counters, inFlight[0]?.msgId, this.nextMsgId);
+    const inFlight = this.inFlight.drain();
     const cut = inFlight.length - this.unflushed;
     this.unflushed = 0;
     const keep: Pending[] = [];

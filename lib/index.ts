@@ -13,3 +13,8 @@ export { parseAppConf, configFromFile, configFromJson } from './config';
 export type { AppConf } from './config';
 export { ConnectTimeoutError } from './errors';
 export { LegacyClient, encodeLegacyFrame } from './legacy-client';
+export { collectMetrics, metricsHandler } from './metrics';
+export type { MetricsOptions, MetricsHandlerOptions } from './metrics';
+export { ReconnectFailedError, SendManyError } from './errors';
+export type { ClientEvents, ClientStats, ReconnectOptions, SendManyItem, SendManyOptions } from './client';
+export { explainLoadError } from './native';

@@ -11,6 +11,8 @@
 #include "listener.h"
 #include "service_loop.h"
 
+void InitLoadGen(Napi::Env env, Napi::Object exports);  // loadgen_binding.cc: msgbench's load engine
+
 namespace {
 
 using msgs::Engine;
@@ -322,6 +324,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
   exports.Set("sourceHash", Napi::String::New(env, MSGS_SOURCE_HASH));
   exports.Set("crc32cHardware", Napi::Boolean::New(env, msgs::crc32c_hardware()));
+  InitLoadGen(env, exports);
   return exports;
 }
 

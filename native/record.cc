@@ -54,7 +54,9 @@ inline bool body_len_impossible(uint32_t body_len) {
 // bytes almost never pass, which keeps this linear in the damaged size.
 size_t find_next_valid(const uint8_t* p, size_t n, size_t from, uint64_t after_seq) {
   const size_t min_record = kRecordHeaderSize + kBodyFixedSize;
-  const uint64_t max_seq = after_seq + (n - from) / min_record + 1;
+  const uint64_t span = (n - from) / min_record + 1;
+  // Saturating: a seq near 2^64 must not wrap the bound and hide every candidate.
+  const uint64_t max_seq = after_seq > UINT64_MAX - span ? UINT64_MAX : after_seq + span;
   for (size_t off = from; off + min_record <= n; off++) {
     uint32_t body_len = get_u32(p + off);
     if (body_len_impossible(body_len) || body_len > n - off - kRecordHeaderSize) continue;
@@ -141,6 +143,7 @@ Scan scan(const uint8_t* p, size_t n) {
     off += v.size;
   }
   s.valid_end = off;
+  s.max_seq = s.last_seq;
   if (off == n) return s;
 
   // Something stops the walk at off. A record there that decodes but breaks
@@ -148,7 +151,6 @@ Scan scan(const uint8_t* p, size_t n) {
   // Otherwise, if a valid record exists anywhere after it, the damage is in
   // the middle (recovery must not cut there silently); if none does, it is a
   // torn tail from an interrupted write.
-  s.max_seq = s.last_seq;
   View v;
   size_t next;
   if (decode(p + off, n - off, &v) == Decode::kOk) {

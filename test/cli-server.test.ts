@@ -9,6 +9,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 
+import { envVarFor, parseServerArgs, SERVER_ENV_VARS, SERVER_FLAGS } from '../dist/cli/args';
+import { serverOptionsFromEnv } from '../dist/config';
 import { MessageClient, readLog, verifyLog } from '../dist/index';
 import { tempDir } from './helpers';
 import { parseExposition, sample } from './prometheus-text';
@@ -41,10 +43,15 @@ function freePort(): Promise<number> {
   });
 }
 
-/** The environment without any MSGSERVER_* or MS_HOME from the test runner's own. */
+/**
+ * The environment without the runner's own MSGSERVER_* options or MS_HOME
+ * (MSGSERVER_ADDON, the addon path of sanitizer runs, is kept).
+ */
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('MSGSERVER_') && k !== 'MS_HOME') env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) {
+    if ((!k.startsWith('MSGSERVER_') || k === 'MSGSERVER_ADDON') && k !== 'MS_HOME') env[k] = v;
+  }
   return { ...env, ...extra };
 }
 
@@ -113,6 +120,24 @@ async function stop(r: Running): Promise<void> {
   const { code } = await r.exited;
   assert.equal(code, 0, r.stderr());
 }
+
+test('every server flag has its MSGSERVER_* variable, setting the same option', () => {
+  assert.equal(SERVER_ENV_VARS.length, SERVER_FLAGS.length);
+  const argv: string[] = [];
+  const env: NodeJS.ProcessEnv = {};
+  SERVER_FLAGS.forEach((f, i) => {
+    const value = f.kind === 'number' ? String(1000 + i) : f.kind === 'boolean' ? 'true' : `v${i}`;
+    argv.push(f.kind === 'boolean' ? `--${f.flag}` : `--${f.flag}=${value}`);
+    env[envVarFor(f.flag)] = value;
+  });
+  assert.equal(envVarFor('fsync-interval-ms'), 'MSGSERVER_FSYNC_INTERVAL_MS');
+  const fromEnv = serverOptionsFromEnv(env, SERVER_ENV_VARS);
+  assert.deepEqual(fromEnv.options, parseServerArgs(argv).flags);
+  assert.equal(Object.keys(fromEnv.sources).length, SERVER_FLAGS.length);
+  // Empty counts as unset; booleans take true/1/false/0; other text is kept for resolveConfig to report.
+  assert.deepEqual(serverOptionsFromEnv({ MSGSERVER_PORT: '', MSGSERVER_REPAIR: '0' }, SERVER_ENV_VARS).options, { file: { repair: false } });
+  assert.deepEqual(serverOptionsFromEnv({ MSGSERVER_PORT: ' 12 ', MSGSERVER_REPAIR: 'yes' }, SERVER_ENV_VARS).options, { port: 12, file: { repair: 'yes' } });
+});
 
 test('--metrics-port serves valid /metrics whose message counter matches what was sent', T, async () => {
   const d = dir();

@@ -59,7 +59,7 @@ function tmpDir(): string {
 test('every server flag maps to its option path', () => {
   const { flags, help, configPath } = parseServerArgs([
     '--host', '0.0.0.0', '--port', '9100', '--service-threads', '3', '--protocol', 'legacy',
-    '--ack-mode', 'durable', '--file', '/tmp/m.log', '--format', 'text', '--rotate-bytes', '1048576',
+    '--ack-mode', 'durable', '--file', '/tmp/m.log', '--format', 'binary', '--rotate-bytes', '1048576',
     '--fsync', 'batch', '--fsync-interval-ms', '50', '--repair', '--batch-max-messages', '10',
     '--batch-max-bytes', '8192', '--batch-max-delay-ms', '5', '--max-message-bytes', '2048',
     '--max-connections', '7', '--idle-timeout-ms', '1000', '--handshake-timeout-ms', '2000',
@@ -73,7 +73,7 @@ test('every server flag maps to its option path', () => {
     serviceThreads: 3,
     protocol: 'legacy',
     ackMode: 'durable',
-    file: { path: '/tmp/m.log', format: 'text', rotateBytes: 1048576, fsync: 'batch', fsyncIntervalMs: 50, repair: true },
+    file: { path: '/tmp/m.log', format: 'binary', rotateBytes: 1048576, fsync: 'batch', fsyncIntervalMs: 50, repair: true },
     batch: { maxMessages: 10, maxBytes: 8192, maxDelayMs: 5 },
     limits: {
       maxMessageBytes: 2048,

@@ -193,9 +193,12 @@ export function resolveCliSettings(args: ServerArgs, env: NodeJS.ProcessEnv): Cl
   };
 }
 
+/** MSGSERVER_* variables with other uses: MSGSERVER_ADDON is the native addon path (lib/native.ts). */
+const OTHER_ENV_VARS = ['MSGSERVER_ADDON'];
+
 /** Variables starting MSGSERVER_ that no flag knows: likely typos, worth a warning. */
 export function unknownServerEnvVars(env: NodeJS.ProcessEnv): string[] {
-  const known = new Set([...SERVER_ENV_VARS.map((v) => v.name), ...CLI_FLAGS.map((f) => envVarFor(f.flag))]);
+  const known = new Set([...SERVER_ENV_VARS.map((v) => v.name), ...CLI_FLAGS.map((f) => envVarFor(f.flag)), ...OTHER_ENV_VARS]);
   return Object.keys(env).filter((k) => k.startsWith('MSGSERVER_') && !known.has(k)).sort();
 }
 
