@@ -532,8 +532,9 @@ void FileWriter::rotate() {
 
 void FileWriter::complete_ready() {
   for (Batch* b : ready_) {
-    engine_.service(b->owner).complete(b);
-    wake_[b->owner] = 1;
+    uint32_t owner = b->owner;  // read first: once handed back, b is the owner's (it may be freed)
+    engine_.service(owner).complete(b);
+    wake_[owner] = 1;
   }
   ready_.clear();
   for (uint32_t i = 0; i < wake_.size(); i++) {

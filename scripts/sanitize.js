@@ -35,7 +35,11 @@ const env = {
   UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
   TSAN_OPTIONS: `halt_on_error=1:second_deadlock_stack=1:suppressions=${path.join(root, 'test', 'tsan.supp')}`,
   MSGS_E2E_PER_CLIENT: kind === 'tsan' ? '1000' : '5000',
+  MSGS_STORM_SECONDS: '10',
 };
-const tests = ['e2e', 'bad-input', 'lifecycle'].map((t) => path.join(root, 'dist-test', `${t}.test.js`));
+// End to end, hostile input, lifecycle, legacy, hooks and events, limits,
+// durability (its server children inherit the sanitized addon) and the storm.
+const suites = ['e2e', 'bad-input', 'lifecycle', 'legacy', 'hooks', 'limits', 'durability', 'storm'];
+const tests = suites.map((t) => path.join(root, 'dist-test', `${t}.test.js`));
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...tests], { stdio: 'inherit', env, cwd: root });
 process.exit(r.status ?? 1);
