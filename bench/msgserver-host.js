@@ -17,7 +17,7 @@ const { MessageServer } = require(path.join(__dirname, '..', 'dist', 'index.js')
 
 const args = process.argv.slice(2);
 const check = args[0] === '--check';
-const opts = JSON.parse((check ? args[1] : args[0]) ?? '{}');
+const { benchHook, ...opts } = JSON.parse((check ? args[1] : args[0]) ?? '{}');
 
 let server;
 try {
@@ -27,6 +27,8 @@ try {
   process.exit(3);
 }
 if (check) process.exit(0);
+// benchHook: 'drop' | 'block' installs a no-op message hook (its cost is a bench row).
+if (benchHook) server.onMessages(() => {}, { policy: benchHook });
 
 server.on('log', (e) => {
   if (e.level !== 'info') process.stderr.write(`msgserver: ${e.level}: ${e.message}\n`);

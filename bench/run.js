@@ -73,12 +73,14 @@ function buildRows() {
     }
     const big = PAYLOADS[protocol][1];
     rows.push({ protocol, kind: 'pipelined', payload: big, ackMode: 'received' });
+    // The same as the written row, with a no-op message hook (policy drop) on msgserver only.
+    if (protocol === 'v1') rows.push({ protocol, kind: 'pipelined', payload: big, ackMode: 'written', hook: 'drop' });
     rows.push({ protocol, kind: 'pipelined', payload: big, ackMode: 'durable' });
     rows.push({ protocol, kind: 'burst', payload: 100, ackMode: 'written' });
   }
   for (const r of rows) {
-    r.id = `${r.protocol}-${r.kind}-${r.payload}-${r.ackMode}`;
-    r.title = `${r.protocol} ${KIND[r.kind].label}, payload ${fmtBytes(r.payload)}${r.protocol === 'legacy' ? ' (1160-byte frames)' : ''}, ack ${r.ackMode}`;
+    r.id = `${r.protocol}-${r.kind}-${r.payload}-${r.ackMode}${r.hook ? '-hook' : ''}`;
+    r.title = `${r.protocol} ${KIND[r.kind].label}, payload ${fmtBytes(r.payload)}${r.protocol === 'legacy' ? ' (1160-byte frames)' : ''}, ack ${r.ackMode}${r.hook ? ', msgserver with a no-op message hook (policy drop)' : ''}`;
   }
   return rows;
 }
@@ -91,6 +93,11 @@ function targetsFor(row, fig, byId) {
   const thr = (f) => f && f.msgsPerSec;
   const vsCeil = (min) => [`>= ${pct(min)} of ceiling`, thr(ms) >= min * thr(ceil)];
   const vsNode = (min) => [`>= ${min}x Node`, thr(ms) >= min * thr(node)];
+  if (row.hook) {
+    const w = byId.get(`${row.protocol}-pipelined-${row.payload}-written`);
+    if (w && w.fig.ms) t.push([`a no-op hook costs < 10% (written row: ${fmtInt(w.fig.ms.msgsPerSec)} msgs/s)`, ms.msgsPerSec >= 0.9 * w.fig.ms.msgsPerSec]);
+    return t;
+  }
   if (row.ackMode === 'written') {
     if (row.protocol === 'legacy' && row.kind === 'pipelined') t.push(vsCeil(0.6), vsNode(8));
     if (row.protocol === 'legacy' && row.kind === 'sync') t.push(vsCeil(0.8), vsNode(2));
@@ -338,6 +345,7 @@ async function main() {
     const dir = fs.mkdtempSync(path.join(tmp, `${row.id}-`));
     const big = row.kind === 'burst' ? ['--max-connections', '20000'] : [];
     const msOpts = { port: 0, protocol: row.protocol, ackMode: row.ackMode, file: { path: path.join(dir, 'msgserver.log') } };
+    if (row.hook) msOpts.benchHook = row.hook;
     if (row.kind === 'burst') msOpts.limits = { maxConnections: 20000 };
     const servers = [];
     if (row.protocol === 'v1' || env.legacy) {

@@ -80,6 +80,8 @@ void FileWriter::open() {
   ensure_capacity(cfg.batch_max_bytes + 64 * 1024);
   wake_.assign(engine_.service_count(), 0);
   last_sync_ms_ = segment_opened_ms_ = monotonic_ms();
+  // Tests only: a writer slower than any client, to prove the back-pressure.
+  if (const char* d = getenv("MSGSERVER_TEST_WRITE_DELAY_US")) test_delay_us_ = strtoul(d, nullptr, 10);
 }
 
 // Opens (creating it if needed) the active file and recovers its tail.
@@ -429,6 +431,7 @@ void FileWriter::record_latency(std::chrono::steady_clock::duration d) {
 
 // One pwrite for the whole buffer (a loop only if the kernel takes less).
 bool FileWriter::store(int* err) {
+  if (test_delay_us_) usleep(static_cast<useconds_t>(test_delay_us_));
   size_t off = 0;
   while (off < buf_len_) {
     ssize_t n = pwrite(fd_, buf_ + off, buf_len_ - off, static_cast<off_t>(offset_ + off));

@@ -87,6 +87,7 @@ class FileWriter {
   uint64_t last_sync_ms_ = 0;
   uint64_t unsynced_records_ = 0;
   uint64_t last_error_log_ms_ = 0;
+  uint64_t test_delay_us_ = 0;    // MSGSERVER_TEST_WRITE_DELAY_US (tests only)
 };
 
 }  // namespace msgs
