@@ -159,9 +159,6 @@ export interface ServerStats {
   threads: NativeStats['threads'];
 }
 
-const NOT_BUILT_YET: Array<[(c: ResolvedConfig) => boolean, string]> = [
-];
-
 export class MessageServer extends EventEmitter<ServerEvents> {
   readonly config: ResolvedConfig;
   private engine: NativeEngine | null = null;

@@ -165,8 +165,8 @@ async function main(argv: string[]): Promise<void> {
     // The engine's log lines (and runtime errors, with no 'error' listener) go to pino.
     server = new Server({ ...options, logger: log });
   } catch (err) {
-    // The constructor also refuses valid options this build cannot serve yet:
-    // still a configuration problem, not a crash.
+    // Cross-field config errors (e.g. text format with rotation) are still a
+    // configuration problem, not a crash.
     fail(EXIT_USAGE, (withEnvSources(err, envSources) as Error).message);
   }
   log.info({ config: server.config, configFile: configPath ?? null, fromEnv: envSources }, 'effective config');
