@@ -1,5 +1,5 @@
 export { MessageServer } from './server';
-export type { ServerAddress, ServerStats, ServerEvents, CloseOptions, CloseReport, LogEntry, RecoveredInfo, RotateInfo, Logger, ServerRuntimeOptions, HookMessage, HookOptions, MessageHook, ConnectionInfo, DisconnectInfo } from './server';
+export type { ServerAddress, ServerStats, ThreadStats, ServerEvents, CloseOptions, CloseReport, LogEntry, RecoveredInfo, RotateInfo, Logger, ServerRuntimeOptions, HookMessage, HookOptions, MessageHook, ConnectionInfo, DisconnectInfo } from './server';
 export { MessageClient } from './client';
 export type { ClientOptions, AckResult, SendOptions } from './client';
 export { readLog, verifyLog, LogCorruptError } from './log-reader';

@@ -3,6 +3,8 @@
 // build (the sanitizer builds use it).
 import * as path from 'node:path';
 
+import type { ServerStats } from './server';
+
 export interface NativeOptions {
   host: string;
   port: number;
@@ -38,47 +40,8 @@ export interface NativeEvent {
   c: number;
 }
 
-export interface NativeThreadStats {
-  connections: number;
-  accepted: number;
-  messagesIn: number;
-  bytesIn: number;
-  batchesPushed: number;
-}
-
-export interface NativeStats {
-  connections: number;
-  connectionsAccepted: number;
-  connectionsRejected: number;
-  acceptErrors: number;
-  messagesIn: number;
-  bytesIn: number;
-  acks: number[];
-  errors: number[];
-  ackFrames: number;
-  batchesPushed: number;
-  readCalls: number;
-  pausedForQueue: number;
-  queueBytes: number;
-  queueBatches: number;
-  writerBatches: number;
-  writes: number;
-  recordsWritten: number;
-  bytesWritten: number;
-  fsyncs: number;
-  syncedRecords: number;
-  writeErrors: number;
-  failedRecords: number;
-  lastSeq: number;
-  tornBytesCut: number;
-  rotations: number;
-  inflightPauses: number;
-  writeLatencyUs: number[];
-  hookDelivered: number;
-  hookDropped: number;
-  hookBlocked: number;
-  threads: NativeThreadStats[];
-}
+/** The addon's counters: ServerStats, with ACK and ERR counts indexed by status and code. */
+export type NativeStats = Omit<ServerStats, 'acks' | 'errors'> & { acks: number[]; errors: number[] };
 
 export interface StopReport {
   unackedConnections: number;

@@ -156,7 +156,15 @@ export interface ServerStats {
   hookDropped: number;
   /** Times the writer waited for slow hooks (policy 'block'). */
   hookBlocked: number;
-  threads: NativeStats['threads'];
+  threads: ThreadStats[];
+}
+
+export interface ThreadStats {
+  connections: number;
+  accepted: number;
+  messagesIn: number;
+  bytesIn: number;
+  batchesPushed: number;
 }
 
 export class MessageServer extends EventEmitter<ServerEvents> {

@@ -102,18 +102,16 @@ test(`storm: 200 mixed connections for ${SECONDS} s; nothing ACKed is lost; memo
       await c.close();
     }
   });
-  const groups = { good, garbage, resets, halfOpen, reconnects };
-  const pending = new Set(Object.keys(groups));
-  const watch = setInterval(() => { if (process.env.MSGS_STORM_DEBUG) console.error("pending", [...pending], rssKiB(child.pid!)); }, 2000);
-  await Promise.all(Object.entries(groups).map(async ([k, v]) => { await Promise.all(v); pending.delete(k); }));
-  clearInterval(watch);
+  await Promise.all([...good, ...garbage, ...resets, ...halfOpen, ...reconnects]);
 
   // Connections are gone; the server's memory should be back near its start.
   const rssEnd = rssKiB(child.pid!);
   console.log(`# RSS ${rssStart} KiB after warm-up, ${rssEnd} KiB after the storm`);
   child.kill('SIGTERM');
   assert.equal(await exited, 0);
-  assert.ok(rssEnd < rssStart + 48 * 1024, `RSS grew by ${rssEnd - rssStart} KiB`);
+  // Under ASan, freed memory sits in its quarantine, so the sanitizer runs set a larger slack.
+  const slackMiB = Number(process.env.MSGS_RSS_SLACK_MIB ?? 48);
+  assert.ok(rssEnd < rssStart + slackMiB * 1024, `RSS grew by ${rssEnd - rssStart} KiB (slack ${slackMiB} MiB)`);
 
   const v = await verifyLog(file);
   assert.equal(v.ok, true, `${v.reason} at ${v.firstBadOffset}`);
