@@ -2,8 +2,6 @@
 // ways (the same file the native test_codec reads), plus incremental parsing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import {
   ACK_FRAME_SIZE,
   AckStatus,
@@ -28,32 +26,7 @@ import {
   errCodeName,
 } from '../dist/codec';
 
-// ---- vectors: `kind key=value ... hex=...` lines (see test/vectors/generate.py) ----
-
-type Vector = { line: number; kind: string; f: Record<string, string> };
-
-function loadVectors(file: string): Vector[] {
-  const text = fs.readFileSync(path.join(__dirname, '..', 'test', 'vectors', file), 'utf8');
-  const out: Vector[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (line === '' || line.startsWith('#')) return;
-    const [kind, ...words] = line.split(' ');
-    const f: Record<string, string> = {};
-    for (const w of words) {
-      const eq = w.indexOf('=');
-      assert.ok(eq > 0, `${file}:${i + 1}: bad field ${w}`);
-      f[w.slice(0, eq)] = w.slice(eq + 1);
-    }
-    out.push({ line: i + 1, kind, f });
-  });
-  assert.ok(out.length > 0, `${file} has no vectors`);
-  return out;
-}
-
-const hex = (v: Vector, k: string): Buffer => {
-  assert.ok(k in v.f, `line ${v.line}: missing ${k}`);
-  return Buffer.from(v.f[k], 'hex');
-};
+import { hex, loadVectors, type Vector } from './vectors';
 const num = (v: Vector, k: string): number => Number(v.f[k]);
 const big = (v: Vector, k: string): bigint => BigInt(v.f[k]);
 

@@ -3,8 +3,6 @@
 // test_record reads), every truncation, every bit flip.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { crc32c } from '../dist/crc32c';
 import {
   BODY_FIXED_SIZE,
@@ -16,32 +14,7 @@ import {
   encodeRecord,
 } from '../dist/record';
 
-// ---- vectors: `kind key=value ... hex=...` lines (see test/vectors/generate.py) ----
-
-type Vector = { line: number; kind: string; f: Record<string, string> };
-
-function loadVectors(file: string): Vector[] {
-  const text = fs.readFileSync(path.join(__dirname, '..', 'test', 'vectors', file), 'utf8');
-  const out: Vector[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (line === '' || line.startsWith('#')) return;
-    const [kind, ...words] = line.split(' ');
-    const f: Record<string, string> = {};
-    for (const w of words) {
-      const eq = w.indexOf('=');
-      assert.ok(eq > 0, `${file}:${i + 1}: bad field ${w}`);
-      f[w.slice(0, eq)] = w.slice(eq + 1);
-    }
-    out.push({ line: i + 1, kind, f });
-  });
-  assert.ok(out.length > 0, `${file} has no vectors`);
-  return out;
-}
-
-const hex = (v: Vector, k: string): Buffer => {
-  assert.ok(k in v.f, `line ${v.line}: missing ${k}`);
-  return Buffer.from(v.f[k], 'hex');
-};
+import { hex, loadVectors, type Vector } from './vectors';
 
 const vectors = loadVectors('records.txt');
 const ofKind = (kind: string) => {
