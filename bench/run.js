@@ -271,18 +271,6 @@ function prerequisites() {
     fs.mkdirSync(path.dirname(CEILING_BIN), { recursive: true });
     execFileSync(process.env.CC || 'cc', ['-O2', '-o', CEILING_BIN, CEILING_SRC, '-lpthread'], { stdio: 'inherit' });
   }
-  // The lead is adding the legacy protocol; until then its msgserver rows are n/a.
-  try {
-    execFileSync(process.execPath, [path.join(__dirname, 'msgserver-host.js'), '--check', '{"protocol":"legacy"}'], {
-      cwd: ROOT,
-      encoding: 'utf8',
-    });
-    return { legacy: true, legacyWhy: '' };
-  } catch (e) {
-    const why = String(e.stdout || e.message).trim();
-    if (!/not supported by this build yet/.test(why)) throw new Error(`checking legacy support: ${why}`);
-    return { legacy: false, legacyWhy: why };
-  }
 }
 
 function machine() {
@@ -329,7 +317,7 @@ function summarize(results, extra) {
 
 async function main() {
   const t0 = Date.now();
-  const env = prerequisites();
+  prerequisites();
   const m = machine();
   const loadBefore = os.loadavg();
   const only = opt.only ? new RegExp(opt.only) : null;
@@ -337,7 +325,7 @@ async function main() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'msgbench-'));
   console.log(
     `bench: ${rows.length} rows x ${RUNS} run(s), ${DURATION} ms each, load threads ${LOAD_THREADS}; ` +
-      `msgserver legacy: ${env.legacy ? 'yes' : 'no (rows n/a)'}; files in ${tmp}`,
+      `files in ${tmp}`,
   );
   const byId = new Map();
   let failed = false;
@@ -348,7 +336,7 @@ async function main() {
     if (row.hook) msOpts.benchHook = row.hook;
     if (row.kind === 'burst') msOpts.limits = { maxConnections: 20000 };
     const servers = [];
-    if (row.protocol === 'v1' || env.legacy) {
+    {
       servers.push({ key: 'ms', proc: new ServerProc('msgserver', [process.execPath, 'bench/msgserver-host.js', JSON.stringify(msOpts)]) });
     }
     servers.push({ key: 'ceil', proc: new ServerProc('ceiling', [CEILING_BIN, '--port', '0', '--protocol', row.protocol, ...big]) });
@@ -447,7 +435,7 @@ async function main() {
     );
   }
   fs.rmSync(tmp, { recursive: true, force: true });
-  const report = render({ rows: [...byId.values()], m, env, loadBefore, loadAfter: os.loadavg(), secs: (Date.now() - t0) / 1000 });
+  const report = render({ rows: [...byId.values()], m, loadBefore, loadAfter: os.loadavg(), secs: (Date.now() - t0) / 1000 });
   fs.writeFileSync(OUT, report);
   console.log('\n' + summaryTable([...byId.values()]).join('\n'));
   console.log(`\nbench: wrote ${path.relative(process.cwd(), OUT) || OUT} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
@@ -474,7 +462,7 @@ function summaryTable(recs) {
   return lines;
 }
 
-function render({ rows, m, env, loadBefore, loadAfter, secs }) {
+function render({ rows, m, loadBefore, loadAfter, secs }) {
   const L = [];
   const la = (l) => l.map((x) => x.toFixed(2)).join(' ');
   L.push('# Benchmarks', '');
@@ -509,7 +497,6 @@ function render({ rows, m, env, loadBefore, loadAfter, secs }) {
     '- Ratios: throughput rows give msgserver / other (higher is better for msgserver); latency and burst rows give msgserver\'s p50 or time / the other\'s (lower is better). ' +
       'MB/s counts wire bytes sent by the clients (MB = 10^6 bytes). Servers and msgbench run with `ulimit -n 65536`; the burst rows pass `--max-connections 20000`.',
   );
-  if (!env.legacy) L.push(`- msgserver rows for the legacy protocol are n/a: this build says "${env.legacyWhy.replace(/^msgserver-host: /, '')}".`);
   L.push('');
   L.push('## Summary', '');
   L.push(...summaryTable(rows), '');
@@ -527,7 +514,7 @@ function render({ rows, m, env, loadBefore, loadAfter, secs }) {
     for (const [k, name] of [['ms', 'msgserver'], ['ceil', 'C ceiling'], ['node', 'Node baseline']]) {
       const f = fig[k];
       if (!f) {
-        L.push(`| ${name} | ${k === 'ms' && !env.legacy && row.protocol === 'legacy' ? 'n/a (server lacks legacy)' : 'n/a'} | | | | | | | | |`);
+        L.push(`| ${name} | n/a | | | | | | | | |`);
         continue;
       }
       const per = f.runs
