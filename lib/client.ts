@@ -18,6 +18,13 @@
 // Messages never written are simply written on the new connection. Messages
 // written but not acknowledged either reject (default) or, with `resend`, are
 // written again first, in order, with their original ids (at-least-once).
+//
+// With `endpoints` (several servers, e.g. the instances in front of one
+// JetStream stream), connect() tries them in order and each reconnection
+// attempt moves on to the next one, round-robin: a lost server is failed over
+// at once, back-off starts only after a whole round of endpoints failed. The
+// client id (and so every resent message's `<clientId>-<msgId>`, the key
+// JetStream dedupes on) is the same on every endpoint.
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import {
@@ -55,10 +62,24 @@ export interface ReconnectOptions {
   maxAttempts?: number;
 }
 
-export interface ClientOptions {
+/** One server a client can connect to. */
+export interface Endpoint {
   /** Default '127.0.0.1'. */
   host?: string;
   port: number;
+}
+
+export interface ClientOptions {
+  /** Default '127.0.0.1'. Not with `endpoints`. */
+  host?: string;
+  /** The server's port. Required unless `endpoints` is given. */
+  port?: number;
+  /**
+   * Several servers instead of host/port: connect() tries them in order, and
+   * with `reconnect` each reconnection attempt goes to the next one,
+   * round-robin (see docs/api.md, Failover). Not with `host`/`port`.
+   */
+  endpoints?: readonly Endpoint[];
   /** u32 sent in HELLO and stored with every message; default random. */
   clientId?: number;
   /** Most messages written but not yet acknowledged (on the wire); default 1024. */
@@ -109,6 +130,8 @@ export interface ClientStats {
   resent: number;
   /** Successful reconnections. */
   reconnects: number;
+  /** Successful reconnections to a different endpoint than the one whose connection was lost. */
+  failovers: number;
   /** Sends that rejected (non-OK ACK, connection closed, ...); argument errors are not counted. */
   failed: number;
   /** Gauges: messages written and waiting for their ACK, held ready to write, parked. */
@@ -120,14 +143,22 @@ export interface ClientStats {
 export interface ClientEvents {
   /** The connection dropped (not by close()). With reconnect on, attempts follow. */
   disconnect: [{ error: Error }];
-  /** A reconnection attempt is scheduled: attempt 1, 2, ... after `delayMs`. */
-  reconnect: [{ attempt: number; delayMs: number }];
-  /** HELLO_OK arrived on a new connection after `attempts` attempts. */
-  reconnected: [{ attempts: number }];
+  /** A reconnection attempt is scheduled: attempt 1, 2, ... to `endpoint` after `delayMs`. */
+  reconnect: [{ attempt: number; delayMs: number; endpoint: ResolvedEndpoint }];
+  /** HELLO_OK arrived on a new connection (to `endpoint`) after `attempts` attempts. */
+  reconnected: [{ attempts: number; endpoint: ResolvedEndpoint }];
+  /** Right after 'reconnected' when the new connection is to another endpoint than the lost one. */
+  failover: [{ from: ResolvedEndpoint; to: ResolvedEndpoint }];
   /** After a reconnect: these written-but-unacknowledged messages are being written again, first, in this order. */
   resend: [{ count: number; msgIds: bigint[] }];
   /** The client is closed for good: close() (error null), a fatal error, or reconnecting gave up. */
   close: [{ error: Error | null }];
+}
+
+/** An endpoint with its host filled in. */
+export interface ResolvedEndpoint {
+  host: string;
+  port: number;
 }
 
 type State = 'open' | 'reconnecting' | 'closed';
@@ -288,8 +319,11 @@ export class MessageClient extends EventEmitter<ClientEvents> {
   readonly window: number;
   readonly maxQueued: number;
 
-  private readonly host: string;
-  private readonly port: number;
+  private readonly endpoints: readonly ResolvedEndpoint[];
+  /** Index in `endpoints` of the current connection (while reconnecting: of the lost one). */
+  private current = 0;
+  /** Index of the endpoint the next (or running) reconnection attempt goes to. */
+  private target = 0;
   private readonly connectTimeoutMs: number;
   private readonly closeTimeoutMs: number;
   private readonly reconnectCfg: Required<ReconnectOptions> | null;
@@ -320,25 +354,44 @@ export class MessageClient extends EventEmitter<ClientEvents> {
   /** Set once the client is closed for good; later sends reject with it as cause. */
   private closedReason: Error | null = null;
   private closePromise: Promise<void> | null = null;
-  private readonly counters = { sent: 0, acked: 0, resent: 0, reconnects: 0, failed: 0 };
+  private readonly counters = { sent: 0, acked: 0, resent: 0, reconnects: 0, failovers: 0, failed: 0 };
 
-  /** Connects, sends HELLO and resolves once HELLO_OK arrived. The first connect is not retried. */
+  /**
+   * Connects, sends HELLO and resolves once HELLO_OK arrived. With
+   * `endpoints`, tries each in order (each bounded by connectTimeoutMs) until
+   * one answers; rejects with an AggregateError holding every endpoint's
+   * error when none does. The first connect is not retried.
+   */
   static async connect(opts: ClientOptions): Promise<MessageClient> {
     validateOptions(opts);
-    const host = opts.host ?? '127.0.0.1';
+    const endpoints = resolveEndpoints(opts);
     const clientId = opts.clientId ?? randomClientId();
     const timeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const conn = await openConnection(host, opts.port, clientId, timeoutMs).promise;
-    const client = new MessageClient(opts, host, clientId);
-    client.attach(conn);
-    if (conn.rest.length > 0) client.onData(conn.socket, conn.rest);
-    return client;
+    const errors: Error[] = [];
+    for (let i = 0; i < endpoints.length; i++) {
+      const { host, port } = endpoints[i];
+      let conn: OpenConnection;
+      try {
+        conn = await openConnection(host, port, clientId, timeoutMs).promise;
+      } catch (err) {
+        if (endpoints.length === 1) throw err; // the error itself, as without endpoints
+        errors.push(err as Error);
+        continue;
+      }
+      const client = new MessageClient(opts, endpoints, i, clientId);
+      client.attach(conn);
+      if (conn.rest.length > 0) client.onData(conn.socket, conn.rest);
+      return client;
+    }
+    const detail = endpoints.map((e, i) => `${e.host}:${e.port} (${errors[i].message})`).join('; ');
+    throw new AggregateError(errors, `could not connect to any of ${endpoints.length} endpoints: ${detail}`);
   }
 
-  private constructor(opts: ClientOptions, host: string, clientId: number) {
+  private constructor(opts: ClientOptions, endpoints: readonly ResolvedEndpoint[], current: number, clientId: number) {
     super();
-    this.host = host;
-    this.port = opts.port;
+    this.endpoints = endpoints;
+    this.current = current;
+    this.target = current;
     this.clientId = clientId;
     this.window = opts.window ?? DEFAULT_WINDOW;
     this.maxQueued = opts.maxQueued ?? DEFAULT_MAX_QUEUED;
@@ -347,6 +400,14 @@ export class MessageClient extends EventEmitter<ClientEvents> {
     const rc = opts.reconnect;
     this.reconnectCfg = rc === undefined || rc === false ? null : { ...DEFAULT_RECONNECT, ...(rc === true ? {} : stripUndefined(rc)) };
     this.resendOn = opts.resend === true;
+  }
+
+  /**
+   * The endpoint of the current connection; while reconnecting, the one whose
+   * connection was lost (a copy: changing it changes nothing).
+   */
+  get endpoint(): ResolvedEndpoint {
+    return { ...this.endpoints[this.current] };
   }
 
   /** The server's payload limit from the latest HELLO_OK. */
@@ -681,6 +742,9 @@ export class MessageClient extends EventEmitter<ClientEvents> {
     if (last.msgId !== lastMsgId) {
       throw protocolError(`ACK last_msg_id ${lastMsgId} does not match message ${last.msgId}`);
     }
+    // Every other non-OK status (TOO_LARGE, WRITE_FAILED, and REPLICATION_FAILED
+    // = 4, from a server whose JetStream sink could not replicate the message)
+    // rejects just those sends with AckError below: the connection is fine.
     if (status === AckStatus.SHUTTING_DOWN && this.resendOn) {
       // Not stored, and the server is going away: with resend these are
       // written again after the reconnect instead of failing.
@@ -746,6 +810,15 @@ export class MessageClient extends EventEmitter<ClientEvents> {
     if (this.state === 'reconnecting' && this.attempt === 0 && this.reconnectTimer === null) this.scheduleReconnect(err);
   }
 
+  /**
+   * Schedules attempt n (1, 2, ...) since the drop. Attempt n goes to the
+   * endpoint n places after the lost one, round-robin. With one endpoint,
+   * attempt n waits back-off step n. With N > 1 endpoints, attempts run in
+   * rounds of N: the attempts of a round follow each other at once (the
+   * first one, to the next endpoint, right after the drop: failover), and
+   * round r (r = 1, 2, ...) starts after back-off step r, i.e. the back-off
+   * is paid once per whole round of failed endpoints.
+   */
   private scheduleReconnect(lastError: Error): void {
     const cfg = this.reconnectCfg as Required<ReconnectOptions>;
     if (this.attempt >= cfg.maxAttempts) {
@@ -753,17 +826,26 @@ export class MessageClient extends EventEmitter<ClientEvents> {
       return;
     }
     const n = ++this.attempt;
-    const base = Math.min(cfg.maxDelayMs, cfg.initialDelayMs * 2 ** (n - 1));
-    // "Equal jitter": half fixed, half random, so many clients do not retry in lockstep.
-    const delayMs = Math.round(base / 2 + (Math.random() * base) / 2);
+    const count = this.endpoints.length;
+    this.target = (this.current + n) % count;
+    let delayMs = 0;
+    if (count === 1 || (n - 1) % count === 0) {
+      const step = count === 1 ? n : (n - 1) / count; // 0 for the first round of several endpoints
+      if (step > 0) {
+        const base = Math.min(cfg.maxDelayMs, cfg.initialDelayMs * 2 ** (step - 1));
+        // "Equal jitter": half fixed, half random, so many clients do not retry in lockstep.
+        delayMs = Math.round(base / 2 + (Math.random() * base) / 2);
+      }
+    }
     this.reconnectTimer = setTimeout(() => this.tryReconnect(), delayMs);
-    this.emit('reconnect', { attempt: n, delayMs });
+    this.emit('reconnect', { attempt: n, delayMs, endpoint: { ...this.endpoints[this.target] } });
   }
 
   private tryReconnect(): void {
     this.reconnectTimer = null;
     if (this.state !== 'reconnecting') return;
-    const { promise, cancel } = openConnection(this.host, this.port, this.clientId, this.connectTimeoutMs);
+    const { host, port } = this.endpoints[this.target];
+    const { promise, cancel } = openConnection(host, port, this.clientId, this.connectTimeoutMs);
     this.cancelHandshake = cancel;
     promise.then(
       (conn) => {
@@ -786,6 +868,12 @@ export class MessageClient extends EventEmitter<ClientEvents> {
     this.attempt = 0;
     this.state = 'open';
     this.counters.reconnects++;
+    const from = this.endpoints[this.current];
+    const to = this.endpoints[this.target];
+    this.current = this.target;
+    // The same address listed twice is the same server: not a failover.
+    const failedOver = from.host !== to.host || from.port !== to.port;
+    if (failedOver) this.counters.failovers++;
     // Messages written on a dropped connection are at the front, in order.
     const msgIds: bigint[] = [];
     for (let i = 0; i < this.queued.length; i++) {
@@ -796,7 +884,8 @@ export class MessageClient extends EventEmitter<ClientEvents> {
     this.counters.resent += msgIds.length;
     this.attach(conn);
     this.pump();
-    this.emit('reconnected', { attempts });
+    this.emit('reconnected', { attempts, endpoint: { ...to } });
+    if (failedOver) this.emit('failover', { from: { ...from }, to: { ...to } });
     if (msgIds.length > 0) this.emit('resend', { count: msgIds.length, msgIds });
     // Frames that came with HELLO_OK (an ERR, say) are handled after the events, in order.
     if (conn.rest.length > 0) this.onData(conn.socket, conn.rest);
@@ -825,11 +914,47 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+function checkPort(what: string, port: unknown): void {
+  if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) {
+    throw new RangeError(`${what} must be an integer 1..65535, got ${String(port)}`);
+  }
+}
+
+function checkHost(what: string, host: unknown): void {
+  if (host !== undefined && (typeof host !== 'string' || host === '')) {
+    throw new TypeError(`${what} must be a non-empty string, got ${typeof host === 'string' ? "''" : String(host)}`);
+  }
+}
+
+function validateEndpoints(opts: ClientOptions): void {
+  const eps = opts.endpoints;
+  if (eps === undefined) {
+    if (opts.port === undefined) throw new TypeError('MessageClient.connect needs port (or endpoints: [{ host?, port }, ...])');
+    checkPort('port', opts.port);
+    return;
+  }
+  if (opts.port !== undefined || opts.host !== undefined) {
+    throw new TypeError('give either host/port or endpoints, not both (put that server in endpoints)');
+  }
+  if (!Array.isArray(eps) || eps.length === 0) {
+    throw new TypeError('endpoints must be a non-empty array of { host?, port }');
+  }
+  eps.forEach((e: unknown, i) => {
+    if (e === null || typeof e !== 'object') throw new TypeError(`endpoints[${i}] must be an object { host?, port }, got ${String(e)}`);
+    const ep = e as Endpoint;
+    checkPort(`endpoints[${i}].port`, ep.port);
+    checkHost(`endpoints[${i}].host`, ep.host);
+  });
+}
+
+function resolveEndpoints(opts: ClientOptions): ResolvedEndpoint[] {
+  const list = opts.endpoints ?? [{ host: opts.host, port: opts.port as number }];
+  return list.map((e) => ({ host: e.host ?? '127.0.0.1', port: e.port }));
+}
+
 function validateOptions(opts: ClientOptions): void {
   if (opts === null || typeof opts !== 'object') throw new TypeError('MessageClient.connect needs an options object');
-  if (!Number.isInteger(opts.port) || opts.port < 1 || opts.port > 65535) {
-    throw new RangeError(`port must be an integer 1..65535, got ${String(opts.port)}`);
-  }
+  validateEndpoints(opts);
   if (opts.clientId !== undefined) checkU32('clientId', opts.clientId);
   if (opts.window !== undefined && (!Number.isInteger(opts.window) || opts.window < 1)) {
     throw new RangeError(`window must be a positive integer, got ${String(opts.window)}`);

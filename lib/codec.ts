@@ -27,7 +27,7 @@ export const ErrCode = {
   INTERNAL: 12,
 } as const;
 
-export const AckStatus = { OK: 0, TOO_LARGE: 1, WRITE_FAILED: 2, SHUTTING_DOWN: 3 } as const;
+export const AckStatus = { OK: 0, TOO_LARGE: 1, WRITE_FAILED: 2, SHUTTING_DOWN: 3, REPLICATION_FAILED: 4 } as const;
 
 const MAGIC = Buffer.from('MSGS', 'latin1');
 

@@ -6,11 +6,13 @@ import * as os from 'node:os';
 import { inspect } from 'node:util';
 
 export type Protocol = 'v1' | 'legacy';
-export type AckMode = 'received' | 'written' | 'durable';
+export type AckMode = 'received' | 'written' | 'durable' | 'replicated';
 export type FileFormat = 'binary' | 'text';
 export type FsyncPolicy = 'never' | 'interval' | 'batch';
 
 export interface FileOptions {
+  /** false: no file; JetStream (the `jetstream` section) is the only sink. Default true. */
+  enabled?: boolean;
   path?: string;
   format?: FileFormat;
   /**
@@ -49,6 +51,29 @@ export interface LimitOptions {
   maxInflightBytesPerConnection?: number;
 }
 
+/**
+ * The JetStream sink (docs/scale-out.md): every record is also published to
+ * `<subjectPrefix>.<clientId>` on a NATS JetStream stream, with the header
+ * `Nats-Msg-Id: <clientId>-<msgId>` so the stream's duplicate window drops
+ * resends. Needs libnats at run time (apt-get install libnats3.4).
+ */
+export interface JetStreamOptions {
+  /** NATS servers of the cluster: 'nats://host:port' (an array, or one comma-separated string). */
+  servers: string | string[];
+  /** Stream name. Default 'msgs'. */
+  stream?: string;
+  /** Records go to `<subjectPrefix>.<clientId>`. Default 'msgs'. */
+  subjectPrefix?: string;
+  /** Replicas of a stream this server creates (1..5). Default 1; use 3 on a 3-node cluster. */
+  replicas?: number;
+  /** Create the stream (subjects `<subjectPrefix>.>`) when it does not exist. Default true. */
+  createStream?: boolean;
+  /** A publish not acknowledged within this many ms failed (REPLICATION_FAILED in ackMode 'replicated'). Default 5000. */
+  ackTimeoutMs?: number;
+  /** Publishes awaiting their acknowledgement before the writer waits. Default 65536. */
+  maxPending?: number;
+}
+
 export interface ServerOptions {
   host?: string;
   port?: number;
@@ -58,7 +83,11 @@ export interface ServerOptions {
   file?: FileOptions;
   batch?: BatchOptions;
   limits?: LimitOptions;
+  /** Publish to a NATS JetStream stream too (or only, with file.enabled false). Default: off. */
+  jetstream?: JetStreamOptions | null;
 }
+
+export type ResolvedJetStream = Required<Omit<JetStreamOptions, 'servers'>> & { servers: string[] };
 
 export interface ResolvedConfig {
   host: string;
@@ -69,6 +98,7 @@ export interface ResolvedConfig {
   file: Required<FileOptions>;
   batch: Required<BatchOptions>;
   limits: Required<LimitOptions>;
+  jetstream: ResolvedJetStream | null;
 }
 
 const KiB = 1024;
@@ -77,6 +107,11 @@ const GiB = 1024 * MiB;
 const MAX_TIMEOUT_MS = 86_400_000; // one day; longer looks like a unit mistake
 const MAX_ROTATE_BYTES = 2 ** 50;
 const MIN_ROTATE_BYTES = 4096;
+/**
+ * NATS's default max_payload (1 MiB) must hold a record, its name (<= 255 B)
+ * and its Nats-Msg-Id header: the largest payload with a JetStream sink.
+ */
+export const JETSTREAM_MAX_MESSAGE_BYTES = 1 * MiB - 1 * KiB;
 /** maxQueueBytes must hold one largest message plus batch overhead. */
 const QUEUE_HEADROOM = KiB;
 
@@ -93,6 +128,7 @@ export const DEFAULTS: Readonly<ResolvedConfig> = deepFreeze({
   protocol: 'v1',
   ackMode: 'written',
   file: {
+    enabled: true,
     path: 'messages.log',
     format: 'binary',
     rotateBytes: 0,
@@ -111,6 +147,17 @@ export const DEFAULTS: Readonly<ResolvedConfig> = deepFreeze({
     maxQueueBytes: 64 * MiB,
     maxInflightBytesPerConnection: 8 * MiB,
   },
+  jetstream: null,
+});
+
+/** Defaults of the jetstream section's fields (the section itself is off by default). */
+export const JETSTREAM_DEFAULTS: Readonly<Omit<ResolvedJetStream, 'servers'>> = Object.freeze({
+  stream: 'msgs',
+  subjectPrefix: 'msgs',
+  replicas: 1,
+  createStream: true,
+  ackTimeoutMs: 5000,
+  maxPending: 65536,
 });
 
 function deepFreeze<T extends object>(o: T): T {
@@ -153,7 +200,8 @@ type Rule =
   | { kind: 'int'; min: number; max: number; allowed?: string; accept?: (n: number) => boolean }
   | { kind: 'enum'; values: readonly string[] }
   | { kind: 'bool' }
-  | { kind: 'string' };
+  | { kind: 'string' }
+  | { kind: 'pattern'; re: RegExp; allowed: string };
 
 const int = (min: number, max: number): Rule => ({ kind: 'int', min, max });
 const oneOf = (...values: string[]): Rule => ({ kind: 'enum', values });
@@ -164,11 +212,12 @@ const TOP_RULES: Record<string, Rule> = {
   port: int(0, 65535),
   serviceThreads: int(1, 256),
   protocol: oneOf('v1', 'legacy'),
-  ackMode: oneOf('received', 'written', 'durable'),
+  ackMode: oneOf('received', 'written', 'durable', 'replicated'),
 };
 
 const SECTION_RULES: Record<'file' | 'batch' | 'limits', Record<string, Rule>> = {
   file: {
+    enabled: { kind: 'bool' },
     path: { kind: 'string' },
     format: oneOf('binary', 'text'),
     rotateBytes: {
@@ -200,6 +249,59 @@ const SECTION_RULES: Record<'file' | 'batch' | 'limits', Record<string, Rule>> =
   },
 };
 
+// NATS names: a stream name has no '.', '*', '>', whitespace or path separators;
+// a subject prefix is dot-separated tokens of the same characters (no wildcards).
+const NAME_TOKEN = '[A-Za-z0-9_-]+';
+const JETSTREAM_RULES: Record<string, Rule> = {
+  stream: { kind: 'pattern', re: new RegExp(`^${NAME_TOKEN}$`), allowed: 'a stream name of letters, digits, _ and -' },
+  subjectPrefix: {
+    kind: 'pattern',
+    re: new RegExp(`^(?![$])(?!_INBOX)${NAME_TOKEN}(\\.${NAME_TOKEN})*$`),
+    allowed: "dot-separated tokens of letters, digits, _ and - (no wildcards, not starting with '$' or '_INBOX')",
+  },
+  replicas: int(1, 5),
+  createStream: { kind: 'bool' },
+  ackTimeoutMs: int(100, 600_000),
+  maxPending: int(1, 1_000_000),
+};
+
+/** 'nats://host:port' (or 'host:port'); returns the normalised URL or null. */
+function natsUrl(raw: string): string | null {
+  const t = raw.trim();
+  if (t === '') return null;
+  let u: URL;
+  try {
+    u = new URL(t.includes('://') ? t : `nats://${t}`);
+  } catch {
+    return null;
+  }
+  if (u.protocol !== 'nats:' || u.hostname === '' || u.pathname.replace(/^\/$/, '') !== '' || u.search || u.hash) return null;
+  return `nats://${u.username ? `${u.username}${u.password ? `:${u.password}` : ''}@` : ''}${u.host}`;
+}
+
+function resolveJetStream(given: unknown, issues: ConfigIssue[]): ResolvedJetStream | null {
+  if (given === undefined || given === null) return null;
+  const rules = ['servers', ...Object.keys(JETSTREAM_RULES)];
+  if (!isPlainObject(given)) {
+    issues.push({ field: 'jetstream', value: given, allowed: `null or an object with keys ${rules.join(', ')}` });
+    return null;
+  }
+  const defaults = JETSTREAM_DEFAULTS as unknown as Record<string, unknown>;
+  const out = resolveFields('jetstream.', given, JETSTREAM_RULES, defaults, issues) as Omit<ResolvedJetStream, 'servers'>;
+  reportUnknownKeys('jetstream.', given, rules, issues);
+  const raw = given.servers;
+  const list = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : null;
+  const servers = list?.map((s) => (typeof s === 'string' ? natsUrl(s) : null)) ?? [];
+  if (list === null || list.length === 0 || servers.some((s) => s === null)) {
+    issues.push({
+      field: 'jetstream.servers',
+      value: raw,
+      allowed: "one or more NATS URLs 'nats://host:port' (an array or a comma-separated string)",
+    });
+  }
+  return { ...out, servers: servers.filter((s): s is string => s !== null) };
+}
+
 function describeRule(rule: Rule): string {
   switch (rule.kind) {
     case 'int':
@@ -210,6 +312,8 @@ function describeRule(rule: Rule): string {
       return 'true or false';
     case 'string':
       return 'non-empty string';
+    case 'pattern':
+      return rule.allowed;
   }
 }
 
@@ -229,6 +333,8 @@ function satisfies(rule: Rule, v: unknown): boolean {
       return typeof v === 'boolean';
     case 'string':
       return typeof v === 'string' && v.length > 0;
+    case 'pattern':
+      return typeof v === 'string' && rule.re.test(v);
   }
 }
 
@@ -305,6 +411,7 @@ function crossCheck(cfg: ResolvedConfig, queueGiven: boolean, issues: ConfigIssu
     // Text lines carry no sequence number to name or order segments by.
     issues.push({ field: 'file.format', value: 'text', allowed: "'binary' when file.rotateBytes or file.rotateMs is set" });
   }
+  checkSinks(cfg, failed, issues);
   if (failed.has('limits.maxQueueBytes') || failed.has('limits.maxMessageBytes')) return;
   const min = cfg.limits.maxMessageBytes + QUEUE_HEADROOM;
   if (cfg.limits.maxQueueBytes >= min) return;
@@ -316,6 +423,38 @@ function crossCheck(cfg: ResolvedConfig, queueGiven: boolean, issues: ConfigIssu
     field: 'limits.maxQueueBytes',
     value: cfg.limits.maxQueueBytes,
     allowed: `integer >= limits.maxMessageBytes + 1024 = ${min}`,
+  });
+}
+
+/** Which sinks an ACK mode needs, and what a JetStream sink can carry. */
+function checkSinks(cfg: ResolvedConfig, failed: Set<string>, issues: ConfigIssue[]): void {
+  const js = cfg.jetstream !== null || failed.has('jetstream') || failed.has('jetstream.servers');
+  if (cfg.ackMode === 'replicated' && !js) {
+    issues.push({ field: 'ackMode', value: 'replicated', allowed: "'replicated' only with a jetstream section (jetstream.servers)" });
+  }
+  if (!cfg.file.enabled && !js) {
+    issues.push({ field: 'file.enabled', value: false, allowed: 'false only with a jetstream section (some sink must store the messages)' });
+  }
+  if (!cfg.file.enabled && cfg.ackMode === 'durable') {
+    issues.push({ field: 'ackMode', value: 'durable', allowed: "'durable' only with file.enabled (it promises an fsynced file)" });
+  }
+}
+
+/**
+ * With a JetStream sink, a record must fit NATS's max_payload: the largest
+ * message defaults to JETSTREAM_MAX_MESSAGE_BYTES, and a larger one set by
+ * the user is an issue (it could never be published).
+ */
+function checkJetStreamSize(cfg: ResolvedConfig, given: boolean, issues: ConfigIssue[]): void {
+  if (cfg.jetstream === null || cfg.limits.maxMessageBytes <= JETSTREAM_MAX_MESSAGE_BYTES) return;
+  if (!given) {
+    cfg.limits.maxMessageBytes = JETSTREAM_MAX_MESSAGE_BYTES;
+    return;
+  }
+  issues.push({
+    field: 'limits.maxMessageBytes',
+    value: cfg.limits.maxMessageBytes,
+    allowed: `integer 0..${JETSTREAM_MAX_MESSAGE_BYTES} with jetstream (a record must fit NATS's 1 MiB max_payload)`,
   });
 }
 
@@ -331,15 +470,18 @@ export function resolveConfig(opts: ServerOptions = {}): ResolvedConfig {
   const given = opts as Record<string, unknown>;
   const defaults = DEFAULTS as unknown as Record<string, unknown>;
   const top = resolveFields('', given, TOP_RULES, defaults, issues);
-  reportUnknownKeys('', given, [...Object.keys(TOP_RULES), ...Object.keys(SECTION_RULES)], issues);
+  reportUnknownKeys('', given, [...Object.keys(TOP_RULES), ...Object.keys(SECTION_RULES), 'jetstream'], issues);
 
   const cfg = {
     ...top,
     file: resolveSection('file', given.file, issues),
     batch: resolveSection('batch', given.batch, issues),
     limits: resolveSection('limits', given.limits, issues),
+    jetstream: resolveJetStream(given.jetstream, issues),
   } as unknown as ResolvedConfig;
   const queueGiven = isPlainObject(given.limits) && given.limits.maxQueueBytes !== undefined;
+  const sizeGiven = isPlainObject(given.limits) && given.limits.maxMessageBytes !== undefined;
+  if (!issues.some((i) => i.field === 'limits.maxMessageBytes')) checkJetStreamSize(cfg, sizeGiven, issues);
   crossCheck(cfg, queueGiven, issues);
   if (issues.length > 0) throw new ConfigError(issues);
   return cfg;

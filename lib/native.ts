@@ -11,6 +11,7 @@ export interface NativeOptions {
   serviceThreads: number;
   protocol: string;
   ackMode: string;
+  fileEnabled: boolean;
   filePath: string;
   format: string;
   rotateBytes: number;
@@ -28,6 +29,16 @@ export interface NativeOptions {
   frameTimeoutMs: number;
   maxQueueBytes: number;
   maxInflightBytesPerConnection: number;
+  /** null: no JetStream sink. */
+  jetstream: {
+    servers: string[];
+    stream: string;
+    subjectPrefix: string;
+    replicas: number;
+    createStream: boolean;
+    ackTimeoutMs: number;
+    maxPending: number;
+  } | null;
 }
 
 export interface NativeEvent {
@@ -41,7 +52,11 @@ export interface NativeEvent {
 }
 
 /** The addon's counters: ServerStats, with ACK and ERR counts indexed by status and code. */
-export type NativeStats = Omit<ServerStats, 'acks' | 'errors'> & { acks: number[]; errors: number[] };
+export type NativeStats = Omit<ServerStats, 'acks' | 'errors' | 'jetstream'> & {
+  acks: number[];
+  errors: number[];
+  jetstream?: ServerStats['jetstream'];
+};
 
 export interface StopReport {
   unackedConnections: number;
@@ -69,6 +84,8 @@ export interface NativeAddon {
   ) => NativeEngine;
   sourceHash: string;
   crc32cHardware: boolean;
+  /** 'available', or why the jetstream option cannot work here (loads libnats on first call). */
+  jetstreamAvailability(): string;
 }
 
 let addon: NativeAddon | undefined;

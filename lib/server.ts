@@ -156,7 +156,26 @@ export interface ServerStats {
   hookDropped: number;
   /** Times the writer waited for slow hooks (policy 'block'). */
   hookBlocked: number;
+  /** The JetStream sink's counters; null without a jetstream section. */
+  jetstream: JetStreamStats | null;
   threads: ThreadStats[];
+}
+
+export interface JetStreamStats {
+  /** Messages handed to the NATS client. */
+  published: number;
+  /** Publish acknowledgements with a stream sequence (duplicates included). */
+  acked: number;
+  /** Acknowledged as duplicates: the stream's duplicate window already held the Nats-Msg-Id. */
+  duplicates: number;
+  /** Error replies: no stream, no quorum, ... */
+  failed: number;
+  /** No acknowledgement within jetstream.ackTimeoutMs. */
+  timeouts: number;
+  /** Messages not published because the cluster was unreachable or the stream missing. */
+  unavailable: number;
+  reconnects: number;
+  connected: boolean;
 }
 
 export interface ThreadStats {
@@ -373,6 +392,7 @@ function toNative(c: ResolvedConfig): NativeOptions {
     serviceThreads: c.serviceThreads,
     protocol: c.protocol,
     ackMode: c.ackMode,
+    fileEnabled: c.file.enabled,
     filePath: c.file.path,
     format: c.file.format,
     rotateBytes: c.file.rotateBytes,
@@ -390,6 +410,7 @@ function toNative(c: ResolvedConfig): NativeOptions {
     frameTimeoutMs: c.limits.frameTimeoutMs,
     maxQueueBytes: c.limits.maxQueueBytes,
     maxInflightBytesPerConnection: c.limits.maxInflightBytesPerConnection,
+    jetstream: c.jetstream,
   };
 }
 
@@ -432,6 +453,7 @@ function fromNative(raw: NativeStats | null): ServerStats {
     hookDelivered: n.hookDelivered ?? 0,
     hookDropped: n.hookDropped ?? 0,
     hookBlocked: n.hookBlocked ?? 0,
+    jetstream: n.jetstream ?? null,
     threads: n.threads ?? [],
   };
 }

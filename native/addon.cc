@@ -8,7 +8,9 @@
 #include "crc32c.h"
 #include "engine.h"
 #include "file_writer.h"
+#include "jetstream_sink.h"
 #include "listener.h"
+#include "nats_api.h"
 #include "service_loop.h"
 
 void InitLoadGen(Napi::Env env, Napi::Object exports);  // loadgen_binding.cc: msgbench's load engine
@@ -33,10 +35,12 @@ EngineConfig parse_config(const Napi::Object& o) {
   c.port = static_cast<uint16_t>(get_number(o, "port"));
   c.service_threads = static_cast<uint32_t>(get_number(o, "serviceThreads"));
   std::string ack = get_string(o, "ackMode");
-  c.ack_mode = ack == "received" ? msgs::AckMode::kReceived
-             : ack == "durable"  ? msgs::AckMode::kDurable
-                                 : msgs::AckMode::kWritten;
+  c.ack_mode = ack == "received"   ? msgs::AckMode::kReceived
+             : ack == "durable"    ? msgs::AckMode::kDurable
+             : ack == "replicated" ? msgs::AckMode::kReplicated
+                                   : msgs::AckMode::kWritten;
   c.protocol = get_string(o, "protocol") == "legacy" ? msgs::Protocol::kLegacy : msgs::Protocol::kV1;
+  c.file_enabled = o.Get("fileEnabled").ToBoolean().Value();
   c.file_path = get_string(o, "filePath");
   c.format = get_string(o, "format") == "text" ? msgs::FileFormat::kText : msgs::FileFormat::kBinary;
   c.rotate_bytes = static_cast<uint64_t>(get_number(o, "rotateBytes"));
@@ -57,6 +61,21 @@ EngineConfig parse_config(const Napi::Object& o) {
   c.frame_timeout_ms = static_cast<uint32_t>(get_number(o, "frameTimeoutMs"));
   c.max_queue_bytes = static_cast<uint64_t>(get_number(o, "maxQueueBytes"));
   c.max_inflight_bytes_per_connection = static_cast<uint64_t>(get_number(o, "maxInflightBytesPerConnection"));
+  Napi::Value js = o.Get("jetstream");
+  if (js.IsObject()) {
+    Napi::Object j = js.As<Napi::Object>();
+    c.jetstream.enabled = true;
+    Napi::Array servers = j.Get("servers").As<Napi::Array>();
+    for (uint32_t i = 0; i < servers.Length(); i++) {
+      c.jetstream.servers.push_back(servers.Get(i).As<Napi::String>().Utf8Value());
+    }
+    c.jetstream.stream = get_string(j, "stream");
+    c.jetstream.subject_prefix = get_string(j, "subjectPrefix");
+    c.jetstream.replicas = static_cast<uint32_t>(get_number(j, "replicas"));
+    c.jetstream.create_stream = j.Get("createStream").ToBoolean().Value();
+    c.jetstream.ack_timeout_ms = static_cast<uint32_t>(get_number(j, "ackTimeoutMs"));
+    c.jetstream.max_pending = static_cast<uint32_t>(get_number(j, "maxPending"));
+  }
   return c;
 }
 
@@ -206,6 +225,20 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       lat.Set(k, Napi::Number::New(env, double(w.write_latency[k].get())));
     }
     o.Set("writeLatencyUs", lat);
+#if MSGS_HAVE_NATS
+    if (const msgs::JetStreamSink* js = e.writer().jetstream()) {
+      Napi::Object j = Napi::Object::New(env);
+      set(j, "published", js->stats.published.get());
+      set(j, "acked", js->stats.acked.get());
+      set(j, "duplicates", js->stats.duplicates.get());
+      set(j, "failed", js->stats.failed.get());
+      set(j, "timeouts", js->stats.timeouts.get());
+      set(j, "unavailable", js->stats.unavailable.get());
+      set(j, "reconnects", js->stats.reconnects.get());
+      j.Set("connected", Napi::Boolean::New(env, js->stats.connected.get() != 0));
+      o.Set("jetstream", j);
+    }
+#endif
     set(o, "hookDelivered", e.hooks().delivered.get());
     set(o, "hookDropped", e.hooks().dropped.get());
     set(o, "hookBlocked", e.hooks().blocked.get());
@@ -324,6 +357,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
   exports.Set("sourceHash", Napi::String::New(env, MSGS_SOURCE_HASH));
   exports.Set("crc32cHardware", Napi::Boolean::New(env, msgs::crc32c_hardware()));
+  // "available", or why the jetstream option cannot work here (loads libnats on first call).
+  exports.Set("jetstreamAvailability", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), msgs::nats_availability());
+  }));
   InitLoadGen(env, exports);
   return exports;
 }

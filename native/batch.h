@@ -36,6 +36,7 @@ struct Batch : MpscNode {
   uint32_t owner = 0;          // index of the service thread that built it
   uint64_t time_us = 0;        // receive time of the pass
   uint64_t accounted = 0;      // bytes charged to the shared queue's bound
+  uint32_t awaiting = 0;       // writer only: publishes whose JetStream ack decides a status
   uint8_t* data = nullptr;     // the block the socket bytes were read into
   size_t cap = 0;
   size_t used = 0;
@@ -64,6 +65,7 @@ struct Batch : MpscNode {
     used = 0;
     msgs.clear();
     accounted = 0;
+    awaiting = 0;
   }
 };
 

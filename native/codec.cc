@@ -223,6 +223,7 @@ const char* ack_status_name(uint8_t status) {
     case kAckTooLarge: return "TOO_LARGE";
     case kAckWriteFailed: return "WRITE_FAILED";
     case kAckShuttingDown: return "SHUTTING_DOWN";
+    case kAckReplicationFailed: return "REPLICATION_FAILED";
   }
   return "UNKNOWN";
 }

@@ -42,6 +42,7 @@ enum AckStatus : uint8_t {
   kAckTooLarge = 1,         // payload over max_message_bytes
   kAckWriteFailed = 2,      // the write (or fsync in durable mode) failed
   kAckShuttingDown = 3,     // the server closed before the message was stored
+  kAckReplicationFailed = 4,// ackMode replicated: JetStream did not acknowledge it in time
 };
 
 // Result of a parse step.

@@ -2,13 +2,28 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace msgs {
 
-enum class AckMode : uint8_t { kReceived, kWritten, kDurable };
+// kReplicated: the ACK waits for JetStream's publish acknowledgement.
+enum class AckMode : uint8_t { kReceived, kWritten, kDurable, kReplicated };
 enum class FsyncPolicy : uint8_t { kNever, kInterval, kBatch };
 enum class Protocol : uint8_t { kV1, kLegacy };
 enum class FileFormat : uint8_t { kBinary, kText };
+
+// The JetStream sink (docs/scale-out.md): each record is also published to
+// <subject_prefix>.<client_id> on a NATS JetStream stream.
+struct JetStreamConfig {
+  bool enabled = false;
+  std::vector<std::string> servers;   // nats://host:port
+  std::string stream;
+  std::string subject_prefix;
+  uint32_t replicas = 1;              // for a stream this server creates
+  bool create_stream = true;
+  uint32_t ack_timeout_ms = 5000;     // a publish not acknowledged by then failed
+  uint32_t max_pending = 65536;       // publishes awaiting their acknowledgement
+};
 
 struct EngineConfig {
   std::string host = "127.0.0.1";
@@ -17,6 +32,7 @@ struct EngineConfig {
   Protocol protocol = Protocol::kV1;
   AckMode ack_mode = AckMode::kWritten;
 
+  bool file_enabled = true;            // false: JetStream is the only sink
   std::string file_path = "messages.log";
   FileFormat format = FileFormat::kBinary;
   uint64_t rotate_bytes = 0;           // 0: off. On: file_path is a directory of segments
@@ -36,6 +52,8 @@ struct EngineConfig {
   uint32_t frame_timeout_ms = 30000;
   uint64_t max_queue_bytes = 64ull << 20;
   uint64_t max_inflight_bytes_per_connection = 8ull << 20;  // parsed, not yet ACKed
+
+  JetStreamConfig jetstream;
 };
 
 }  // namespace msgs

@@ -16,6 +16,7 @@
 #include "batch.h"
 #include "codec.h"
 #include "engine.h"
+#include "jetstream_sink.h"
 #include "record.h"
 #include "service_loop.h"
 #include "time_util.h"
@@ -64,18 +65,30 @@ FileWriter::FileWriter(Engine& engine) : engine_(engine) {}
 
 FileWriter::~FileWriter() {
   join();
+  js_.reset();
   if (fd_ >= 0) close(fd_);
   std::free(buf_);
 }
 
 void FileWriter::open() {
   const EngineConfig& cfg = engine_.config();
+  file_ = cfg.file_enabled;
   text_ = cfg.format == FileFormat::kText;
-  rotating_ = cfg.rotate_bytes > 0 || cfg.rotate_ms > 0;
-  if (rotating_) {
+  rotating_ = file_ && (cfg.rotate_bytes > 0 || cfg.rotate_ms > 0);
+  if (!file_) {
+    // JetStream only: sequence numbers start over with each start.
+  } else if (rotating_) {
     open_segments();
   } else {
     open_file(cfg.file_path);
+  }
+  if (cfg.jetstream.enabled) {
+#if MSGS_HAVE_NATS
+    js_ = std::make_unique<JetStreamSink>(engine_, notifier_);
+    js_->open();
+#else
+    throw std::runtime_error(nats_availability());
+#endif
   }
   ensure_capacity(cfg.batch_max_bytes + 64 * 1024);
   wake_.assign(engine_.service_count(), 0);
@@ -273,12 +286,13 @@ void FileWriter::run() {
       take(b);
     }
     uint64_t now = monotonic_ms();
-    int timeout = -1;
-    if (buf_len_ > 0 || !ready_.empty()) {
+    int timeout = js_ ? reap_jetstream(now) : -1;
+    if (buf_msgs_ > 0 || !ready_.empty()) {
       if (cfg.batch_max_delay_ms == 0 || now - first_ms_ >= cfg.batch_max_delay_ms) {
         flush();
       } else {
-        timeout = static_cast<int>(first_ms_ + cfg.batch_max_delay_ms - now);
+        int left = static_cast<int>(first_ms_ + cfg.batch_max_delay_ms - now);
+        timeout = timeout < 0 ? left : std::min(timeout, left);
       }
     }
     if (cfg.fsync == FsyncPolicy::kInterval && unsynced_records_ > 0) {
@@ -305,10 +319,18 @@ void FileWriter::run() {
       flush();
       int err;
       if (unsynced_records_ > 0) sync(&err);
+#if MSGS_HAVE_NATS
+      if (js_) {
+        js_->close();  // settles every publish (each times out at the latest)
+        complete_ready();
+      }
+#endif
       break;
     }
     notifier_.prepare_sleep();
-    if (!engine_.queue().empty() || stop_.load(std::memory_order_acquire)) {
+    // Re-check after arming: work (or an acknowledgement) published before
+    // prepare_sleep() did not signal.
+    if (!engine_.queue().empty() || stop_.load(std::memory_order_acquire) || jetstream_settled()) {
       notifier_.cancel_sleep();
       continue;
     }
@@ -321,7 +343,7 @@ void FileWriter::run() {
 void FileWriter::take(Batch* b) {
   const EngineConfig& cfg = engine_.config();
   stats.batches.add();
-  if (buf_len_ == 0 && ready_.empty()) first_ms_ = monotonic_ms();
+  if (buf_msgs_ == 0 && ready_.empty()) first_ms_ = monotonic_ms();
   uint32_t n = static_cast<uint32_t>(b->msgs.size());
   uint32_t begin = 0;
   bool hooks = engine_.hooks().enabled();
@@ -343,7 +365,9 @@ void FileWriter::take(Batch* b) {
       hook_index_.push_back(i);
       hook_seq_.push_back(seq_);
     }
-    if (text_) {
+    if (!file_) {
+      // JetStream only: the sink encodes its own records.
+    } else if (text_) {
       ensure_capacity(buf_len_ + record::text_max_size(m.name_len, m.payload_len));
       buf_len_ += record::encode_text(buf_ + buf_len_, m.client_id, m.msg_id, name, m.name_len, payload, m.payload_len);
     } else {
@@ -397,29 +421,58 @@ void FileWriter::feed_hooks(const Batch* b) {
 // Stores the buffer, settles every message in it, and hands back the batches
 // that are now complete.
 void FileWriter::flush() {
-  if (buf_len_ > 0) {
+  bool stored = true;
+  if (file_ && buf_len_ > 0) {
     uint64_t seq_before = seq_ - buf_msgs_;
     uint64_t good_offset = offset_;
     int err = 0;
     auto t0 = std::chrono::steady_clock::now();
-    bool ok = store(&err);
+    stored = store(&err);
     FsyncPolicy policy = engine_.config().fsync;
     bool sync_now = engine_.config().ack_mode == AckMode::kDurable || policy == FsyncPolicy::kBatch;
-    if (ok && sync_now) ok = sync(&err);
+    if (stored && sync_now) stored = sync(&err);
     record_latency(std::chrono::steady_clock::now() - t0);
-    if (!ok) rollback(good_offset, seq_before, err);
-    uint8_t status = ok ? wire::kAckOk : wire::kAckWriteFailed;
-    for (const Span& s : spans_) {
-      for (uint32_t i = s.begin; i < s.end; i++) {
-        MsgRef& m = s.batch->msgs[i];
-        if (m.status == kPending) m.status = status;
-      }
-    }
+    if (!stored) rollback(good_offset, seq_before, err);
   }
+  if (buf_msgs_ > 0) settle_spans(stored);
   spans_.clear();
   buf_len_ = 0;
   buf_msgs_ = 0;
   complete_ready();
+}
+
+// Gives every message of the flushed buffer its status, after publishing it
+// to JetStream when there is a JetStream sink. In ackMode 'replicated' the
+// status waits for the publish acknowledgement (see reap_jetstream()).
+void FileWriter::settle_spans(bool stored) {
+  uint8_t status = stored ? wire::kAckOk : wire::kAckWriteFailed;
+#if MSGS_HAVE_NATS
+  bool replicated = engine_.config().ack_mode == AckMode::kReplicated;
+  bool publish = js_ && stored && js_->ready(monotonic_ms());
+  uint64_t seq = seq_ - buf_msgs_;  // the records' sequence numbers, in span order
+#endif
+  for (const Span& s : spans_) {
+    for (uint32_t i = s.begin; i < s.end; i++) {
+      MsgRef& m = s.batch->msgs[i];
+      if (m.status != kPending) continue;
+#if MSGS_HAVE_NATS
+      if (js_ && stored) {
+        ++seq;
+        if (publish) {
+          js_->publish(s.batch, i, seq, replicated);
+          if (replicated) continue;  // its acknowledgement decides
+        } else {
+          js_->stats.unavailable.add();
+          if (replicated) {
+            m.status = wire::kAckReplicationFailed;
+            continue;
+          }
+        }
+      }
+#endif
+      m.status = status;
+    }
+  }
 }
 
 void FileWriter::record_latency(std::chrono::steady_clock::duration d) {
@@ -533,19 +586,62 @@ void FileWriter::rotate() {
   engine_.emit(std::move(ev));
 }
 
+// Hands finished batches back to their service threads, in the order they
+// were taken: a batch still waiting for JetStream holds back the ones after
+// it, so the ACKs of one connection never overtake each other. Only called
+// right after a flush: every batch in ready_ then has all its messages settled
+// or published.
 void FileWriter::complete_ready() {
   for (Batch* b : ready_) {
-    uint32_t owner = b->owner;  // read first: once handed back, b is the owner's (it may be freed)
-    engine_.service(owner).complete(b);
-    wake_[owner] = 1;
+    if (!awaiting_.empty() || b->awaiting > 0) {
+      awaiting_.push_back(b);
+    } else {
+      hand_back(b);
+    }
   }
   ready_.clear();
+  complete_awaiting();
+}
+
+// Hands back the batches at the front of awaiting_ whose JetStream outcomes
+// are all in, then wakes the service threads that got completions.
+void FileWriter::complete_awaiting() {
+  while (!awaiting_.empty() && awaiting_.front()->awaiting == 0) {
+    hand_back(awaiting_.front());
+    awaiting_.pop_front();
+  }
   for (uint32_t i = 0; i < wake_.size(); i++) {
     if (wake_[i]) {
       wake_[i] = 0;
       engine_.service(i).notify();
     }
   }
+}
+
+void FileWriter::hand_back(Batch* b) {
+  uint32_t owner = b->owner;  // read first: once handed back, b is the owner's (it may be freed)
+  engine_.service(owner).complete(b);
+  wake_[owner] = 1;
+}
+
+bool FileWriter::jetstream_settled() const {
+#if MSGS_HAVE_NATS
+  return js_ && js_->head_settled();
+#else
+  return false;
+#endif
+}
+
+// Applies JetStream acknowledgements and timeouts; hands back the batches
+// they completed. Returns ms until the next timeout, or -1.
+int FileWriter::reap_jetstream(uint64_t now_ms) {
+#if MSGS_HAVE_NATS
+  int timeout = js_->reap(now_ms);
+  if (!awaiting_.empty() && awaiting_.front()->awaiting == 0) complete_awaiting();
+  return timeout;
+#else
+  return -1;
+#endif
 }
 
 }  // namespace msgs

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +18,7 @@
 namespace msgs {
 
 class Engine;
+class JetStreamSink;
 struct Batch;
 
 class FileWriter {
@@ -36,6 +39,8 @@ class FileWriter {
   void join();
 
   WriterStats stats;
+  // The JetStream sink, or null when jetstream is not configured.
+  JetStreamSink* jetstream() { return js_.get(); }
 
  private:
   struct Span {
@@ -51,7 +56,12 @@ class FileWriter {
   void record_latency(std::chrono::steady_clock::duration d);
   bool sync(int* err);
   void rollback(uint64_t good_offset, uint64_t seq_before, int err);
+  void settle_spans(bool stored);
   void complete_ready();
+  void complete_awaiting();
+  void hand_back(Batch* b);
+  int reap_jetstream(uint64_t now_ms);
+  bool jetstream_settled() const;
   void open_file(const std::string& path);
   void open_segments();
   void recover(uint64_t size);
@@ -80,6 +90,9 @@ class FileWriter {
   uint32_t buf_msgs_ = 0;
   std::vector<Span> spans_;
   std::vector<Batch*> ready_;     // fully encoded; handed back after the next flush
+  std::deque<Batch*> awaiting_;   // flushed, waiting for JetStream acks; handed back in order
+  bool file_ = true;              // file.enabled: false when JetStream is the only sink
+  std::unique_ptr<JetStreamSink> js_;
   std::vector<uint8_t> wake_;     // per service thread: has completions to pick up
   std::vector<uint32_t> hook_index_;  // messages encoded by take(), for the hooks
   std::vector<uint64_t> hook_seq_;

@@ -15,7 +15,7 @@ struct Counter {
   uint64_t get() const { return v.load(std::memory_order_relaxed); }
 };
 
-constexpr int kAckStatuses = 4;
+constexpr int kAckStatuses = 5;
 constexpr int kErrCodes = 13;
 
 struct alignas(64) ServiceStats {
@@ -48,6 +48,20 @@ struct alignas(64) WriterStats {
   // microseconds: bucket i counts writes that took < 2^i us (the last: more).
   static constexpr int kLatencyBuckets = 24;
   Counter write_latency[kLatencyBuckets];
+};
+
+// The JetStream sink's counters: written by the writer thread, except
+// `acked`, `duplicates`, `failed` and `reconnects`, written by libnats threads
+// (each by one thread: the ack subscription's or the connection-event one).
+struct alignas(64) JetStreamStats {
+  Counter published;          // messages handed to libnats
+  Counter acked;              // publish acknowledgements with a stream sequence
+  Counter duplicates;         // ...of which JetStream's duplicate window dropped
+  Counter failed;             // error replies (no stream, no quorum, ...)
+  Counter timeouts;           // no acknowledgement within ackTimeoutMs
+  Counter unavailable;        // messages not published: not connected, or no stream
+  Counter reconnects;
+  Counter connected;          // 1 while connected (a gauge)
 };
 
 struct alignas(64) ListenerStats {

@@ -204,7 +204,7 @@ test('a bad environment value exits 2 naming the field and the variable', T, asy
   const r = await runToExit([], cleanEnv({ MSGSERVER_PORT: 'x', MSGSERVER_ACK_MODE: 'sometimes', MSGSERVER_REPAIR: 'maybe' }));
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /port \(env MSGSERVER_PORT\) = 'x' \(allowed: integer 0\.\.65535\)/);
-  assert.match(r.stderr, /ackMode \(env MSGSERVER_ACK_MODE\) = 'sometimes' \(allowed: one of 'received', 'written', 'durable'\)/);
+  assert.match(r.stderr, /ackMode \(env MSGSERVER_ACK_MODE\) = 'sometimes' \(allowed: one of 'received', 'written', 'durable', 'replicated'\)/);
   assert.match(r.stderr, /file\.repair \(env MSGSERVER_REPAIR\) = 'maybe' \(allowed: true or false\)/);
   assert.equal(r.stdout, '');
 

@@ -155,7 +155,7 @@ test('constants match the protocol', () => {
   assert.deepEqual(FrameType, { MSG: 0x01, ACK: 0x81, ERR: 0x82 });
   assert.equal(ErrCode.BAD_MAGIC, 1);
   assert.equal(ErrCode.INTERNAL, 12);
-  assert.deepEqual(AckStatus, { OK: 0, TOO_LARGE: 1, WRITE_FAILED: 2, SHUTTING_DOWN: 3 });
+  assert.deepEqual(AckStatus, { OK: 0, TOO_LARGE: 1, WRITE_FAILED: 2, SHUTTING_DOWN: 3, REPLICATION_FAILED: 4 });
 });
 
 test('code and status names', () => {
@@ -164,7 +164,7 @@ test('code and status names', () => {
   names.forEach((n, i) => assert.equal(errCodeName(i + 1), n));
   assert.equal(errCodeName(0), 'UNKNOWN');
   assert.equal(errCodeName(13), 'UNKNOWN');
-  assert.deepEqual([0, 1, 2, 3, 4].map(ackStatusName), ['OK', 'TOO_LARGE', 'WRITE_FAILED', 'SHUTTING_DOWN', 'UNKNOWN']);
+  assert.deepEqual([0, 1, 2, 3, 4, 5].map(ackStatusName), ['OK', 'TOO_LARGE', 'WRITE_FAILED', 'SHUTTING_DOWN', 'REPLICATION_FAILED', 'UNKNOWN']);
 });
 
 test('ProtocolError carries its code and name', () => {

@@ -22,7 +22,7 @@ test('defaults match the spec', () => {
     serviceThreads: Math.min(256, os.availableParallelism()),
     protocol: 'v1',
     ackMode: 'written',
-    file: { path: 'messages.log', format: 'binary', rotateBytes: 0, rotateMs: 0, fsync: 'interval', fsyncIntervalMs: 1000, repair: false },
+    file: { enabled: true, path: 'messages.log', format: 'binary', rotateBytes: 0, rotateMs: 0, fsync: 'interval', fsyncIntervalMs: 1000, repair: false },
     batch: { maxMessages: 4096, maxBytes: 1048576, maxDelayMs: 0 },
     limits: {
       maxMessageBytes: 1048576,
@@ -33,6 +33,7 @@ test('defaults match the spec', () => {
       maxQueueBytes: 67108864,
       maxInflightBytesPerConnection: 8388608,
     },
+    jetstream: null,
   });
   assert.deepEqual(resolveConfig({}), cfg);
   assert.deepEqual(DEFAULTS, cfg);
@@ -72,7 +73,7 @@ const invalid: [string, ServerOptions | Record<string, unknown>, unknown, RegExp
   ['serviceThreads', { serviceThreads: 0 }, 0, /integer 1\.\.256/],
   ['serviceThreads', { serviceThreads: 257 }, 257, /integer 1\.\.256/],
   ['protocol', { protocol: 'v2' }, 'v2', /one of 'v1', 'legacy'/],
-  ['ackMode', { ackMode: 'replicated' }, 'replicated', /one of 'received', 'written', 'durable'/],
+  ['ackMode', { ackMode: 'quorum' }, 'quorum', /one of 'received', 'written', 'durable', 'replicated'/],
   ['file.format', { file: { format: 'csv' } }, 'csv', /'binary', 'text'/],
   ['file.fsync', { file: { fsync: true } }, true, /'never', 'interval', 'batch'/],
   ['file.fsyncIntervalMs', { file: { fsyncIntervalMs: 0 } }, 0, /integer 1\.\.3600000/],
@@ -89,7 +90,7 @@ const invalid: [string, ServerOptions | Record<string, unknown>, unknown, RegExp
   ['limits.handshakeTimeoutMs', { limits: { handshakeTimeoutMs: -5 } }, -5, /integer 0\.\.86400000/],
   ['limits.frameTimeoutMs', { limits: { frameTimeoutMs: '30s' } }, '30s', /integer 0\.\.86400000/],
   ['limits.maxQueueBytes', { limits: { maxQueueBytes: 1024 } }, 1024, /integer 1048576\.\.17179869184/],
-  ['file', { file: 'm.log' }, 'm.log', /object with keys path, format/],
+  ['file', { file: 'm.log' }, 'm.log', /object with keys enabled, path, format/],
   ['limits', { limits: null }, null, /object with keys maxMessageBytes/],
 ];
 
@@ -126,7 +127,7 @@ test('every issue is collected into one error, in a message naming each', () => 
   );
   assert.match(err.message, /port = 'x' \(allowed: integer 0\.\.65535\)/);
   assert.match(err.message, /limits\.maxMessageBytes = -1 \(allowed: integer 0\.\.67108864\)/);
-  assert.match(err.message, /ackMode = 'sometimes' \(allowed: one of 'received', 'written', 'durable'\)/);
+  assert.match(err.message, /ackMode = 'sometimes' \(allowed: one of 'received', 'written', 'durable', 'replicated'\)/);
   assert.equal(err.message.split('; ').length, 3);
 });
 
@@ -135,8 +136,8 @@ test('unknown keys are issues, at the top level and inside sections', () => {
   const fields = err.issues.map((i) => i.field).sort();
   assert.deepEqual(fields, ['file.pth', 'limits.bogus', 'prot']);
   const prot = err.issues.find((i) => i.field === 'prot');
-  assert.match(prot?.allowed ?? '', /no such option \(known: host, port, .*limits\)/);
-  assert.match(err.message, /file\.pth = 'x' \(allowed: no such option \(known: path, format/);
+  assert.match(prot?.allowed ?? '', /no such option \(known: host, port, .*limits, jetstream\)/);
+  assert.match(err.message, /file\.pth = 'x' \(allowed: no such option \(known: enabled, path, format/);
 });
 
 test('maxQueueBytes must hold one maximum-size message when set explicitly', () => {
@@ -180,3 +181,49 @@ test('configFromJson names the file on a syntax error or a non-object', () => {
   assert.throws(() => configFromJson('[1, 2]', 'list.json'), /invalid config file list\.json: expected a JSON object of options, got an array/);
   assert.throws(() => configFromJson('null', 'n.json'), /invalid config file n\.json: expected a JSON object/);
 });
+
+// ---- the jetstream section ----------------------------------------------------
+
+test('jetstream: off by default; servers normalised; section defaults filled in', () => {
+  assert.equal(resolveConfig().jetstream, null);
+  const cfg = resolveConfig({ ackMode: 'replicated', jetstream: { servers: 'nats://a:4222, 127.0.0.1:4223' } });
+  assert.deepEqual(cfg.jetstream, {
+    servers: ['nats://a:4222', 'nats://127.0.0.1:4223'],
+    stream: 'msgs',
+    subjectPrefix: 'msgs',
+    replicas: 1,
+    createStream: true,
+    ackTimeoutMs: 5000,
+    maxPending: 65536,
+  });
+  // A record must fit NATS's 1 MiB max_payload: the default largest message shrinks to fit.
+  assert.equal(cfg.limits.maxMessageBytes, 1024 * 1024 - 1024);
+  assert.equal(resolveConfig({ jetstream: { servers: ['nats://x:1'] }, file: { enabled: false } }).file.enabled, false);
+});
+
+const jsInvalid: [string, Record<string, unknown>, RegExp][] = [
+  ['jetstream.servers', { jetstream: { servers: [] } }, /one or more NATS URLs/],
+  ['jetstream.servers', { jetstream: { servers: 'http://x:4222' } }, /nats:\/\/host:port/],
+  ['jetstream.servers', { jetstream: { servers: ['nats://x:4222/path'] } }, /NATS URLs/],
+  ['jetstream.servers', { jetstream: { stream: 'S' } }, /NATS URLs/],
+  ['jetstream.stream', { jetstream: { servers: 'x:1', stream: 'a.b' } }, /letters, digits, _ and -/],
+  ['jetstream.subjectPrefix', { jetstream: { servers: 'x:1', subjectPrefix: 'a.*' } }, /no wildcards/],
+  ['jetstream.subjectPrefix', { jetstream: { servers: 'x:1', subjectPrefix: '$JS.x' } }, /not starting with '\$'/],
+  ['jetstream.subjectPrefix', { jetstream: { servers: 'x:1', subjectPrefix: 'a..b' } }, /dot-separated tokens/],
+  ['jetstream.replicas', { jetstream: { servers: 'x:1', replicas: 6 } }, /integer 1\.\.5/],
+  ['jetstream.ackTimeoutMs', { jetstream: { servers: 'x:1', ackTimeoutMs: 10 } }, /integer 100\.\./],
+  ['jetstream.bogus', { jetstream: { servers: 'x:1', bogus: 1 } }, /no such option \(known: servers, stream/],
+  ['jetstream', { jetstream: 'nats://x:1' }, /null or an object/],
+  ['ackMode', { ackMode: 'replicated' }, /'replicated' only with a jetstream section/],
+  ['file.enabled', { file: { enabled: false } }, /false only with a jetstream section/],
+  ['ackMode', { ackMode: 'durable', file: { enabled: false }, jetstream: { servers: 'x:1' } }, /'durable' only with file\.enabled/],
+  ['limits.maxMessageBytes', { limits: { maxMessageBytes: 1024 * 1024 }, jetstream: { servers: 'x:1' } }, /0\.\.1047552 with jetstream/],
+];
+for (const [field, opts, allowed] of jsInvalid) {
+  test(`jetstream config: ${field} in ${JSON.stringify(opts)} is reported by field`, () => {
+    const err = configError(opts);
+    const issue = err.issues.find((i) => i.field === field);
+    assert.ok(issue, `no issue for ${field}: ${err.message}`);
+    assert.match(issue.allowed, allowed);
+  });
+}

@@ -3,7 +3,7 @@
 // node:util parseArgs: it covers --flag value / --flag=value / booleans, so no
 // extra dependency is needed.
 import { parseArgs } from 'node:util';
-import { DEFAULTS, type EnvVar, type ServerOptions } from '../config';
+import { DEFAULTS, JETSTREAM_DEFAULTS, type EnvVar, type ServerOptions } from '../config';
 
 /** Bad command line: the CLI prints the message and its usage, exits 2. */
 export class UsageError extends Error {
@@ -18,8 +18,9 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_UNAVAILABLE = 3;
 
-type Section = 'file' | 'batch' | 'limits';
-type FlagKind = 'string' | 'number' | 'boolean';
+type Section = 'file' | 'batch' | 'limits' | 'jetstream';
+/** 'switch': a boolean that takes a value (--file-enabled false), for options that default to true. */
+type FlagKind = 'string' | 'number' | 'boolean' | 'switch';
 
 interface ServerFlag {
   flag: string;
@@ -35,7 +36,8 @@ export const SERVER_FLAGS: readonly ServerFlag[] = [
   { flag: 'port', path: 'port', kind: 'number', help: 'TCP port (0 = any free port)' },
   { flag: 'service-threads', path: 'serviceThreads', kind: 'number', help: 'connection threads (1..256)' },
   { flag: 'protocol', path: 'protocol', kind: 'string', help: 'v1 | legacy' },
-  { flag: 'ack-mode', path: 'ackMode', kind: 'string', help: 'received | written | durable' },
+  { flag: 'ack-mode', path: 'ackMode', kind: 'string', help: 'received | written | durable | replicated' },
+  { flag: 'file-enabled', path: ['file', 'enabled'], kind: 'switch', help: 'true | false (false: JetStream is the only sink)' },
   { flag: 'file', path: ['file', 'path'], kind: 'string', help: 'log file path' },
   { flag: 'format', path: ['file', 'format'], kind: 'string', help: 'binary | text' },
   { flag: 'rotate-bytes', path: ['file', 'rotateBytes'], kind: 'number', help: 'rotate at this size (0 = never)' },
@@ -53,7 +55,20 @@ export const SERVER_FLAGS: readonly ServerFlag[] = [
   { flag: 'frame-timeout-ms', path: ['limits', 'frameTimeoutMs'], kind: 'number', help: 'time to finish a frame (0 = off)' },
   { flag: 'max-queue-bytes', path: ['limits', 'maxQueueBytes'], kind: 'number', help: 'bytes queued for the writer' },
   { flag: 'max-inflight-bytes-per-connection', path: ['limits', 'maxInflightBytesPerConnection'], kind: 'number', help: 'unACKed bytes a connection may have before it waits' },
+  { flag: 'jetstream', path: ['jetstream', 'servers'], kind: 'string', help: 'publish to JetStream too: nats://host:port[,...]' },
+  { flag: 'jetstream-stream', path: ['jetstream', 'stream'], kind: 'string', help: 'JetStream stream name' },
+  { flag: 'jetstream-subject-prefix', path: ['jetstream', 'subjectPrefix'], kind: 'string', help: 'subjects are <prefix>.<clientId>' },
+  { flag: 'jetstream-replicas', path: ['jetstream', 'replicas'], kind: 'number', help: 'replicas of a stream created here (1..5)' },
+  { flag: 'jetstream-create-stream', path: ['jetstream', 'createStream'], kind: 'switch', help: 'create the stream when missing: true | false' },
+  { flag: 'jetstream-ack-timeout-ms', path: ['jetstream', 'ackTimeoutMs'], kind: 'number', help: 'a publish unacknowledged this long failed' },
+  { flag: 'jetstream-max-pending', path: ['jetstream', 'maxPending'], kind: 'number', help: 'publishes awaiting acknowledgement' },
 ];
+
+/** 'true'/'1' and 'false'/'0' become booleans; anything else is left for resolveConfig to report. */
+function switchOrRaw(raw: string): boolean | string {
+  const t = raw.trim().toLowerCase();
+  return t === 'true' || t === '1' ? true : t === 'false' || t === '0' ? false : raw;
+}
 
 /**
  * Numeric flags become numbers when they look like one; anything else is kept
@@ -118,7 +133,11 @@ export function envVarFor(flag: string): string {
 }
 
 /** One variable per server flag, generated from SERVER_FLAGS so the two cannot drift. */
-export const SERVER_ENV_VARS: readonly EnvVar[] = SERVER_FLAGS.map((f) => ({ name: envVarFor(f.flag), path: f.path, kind: f.kind }));
+export const SERVER_ENV_VARS: readonly EnvVar[] = SERVER_FLAGS.map((f) => ({
+  name: envVarFor(f.flag),
+  path: f.path,
+  kind: f.kind === 'switch' ? 'boolean' : f.kind,
+}));
 
 function parseMetricsPort(raw: string, source: string): number {
   const t = raw.trim();
@@ -149,7 +168,7 @@ export function parseServerArgs(argv: readonly string[]): ServerArgs {
   for (const f of SERVER_FLAGS) {
     const v = values[f.flag];
     if (v === undefined) continue;
-    setOption(flags, f.path, f.kind === 'number' ? numberOrRaw(v as string) : v);
+    setOption(flags, f.path, f.kind === 'number' ? numberOrRaw(v as string) : f.kind === 'switch' ? switchOrRaw(v as string) : v);
   }
   const out: ServerArgs = { help: values.help === true, configPath: values.config as string | undefined, flags };
   // Set only when given, so callers can tell "not given" (then the environment applies).
@@ -221,6 +240,9 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 function defaultFor(path: ServerFlag['path']): unknown {
+  if (typeof path !== 'string' && path[0] === 'jetstream') {
+    return path[1] === 'servers' ? 'off' : (JETSTREAM_DEFAULTS as unknown as Record<string, unknown>)[path[1]];
+  }
   const d = DEFAULTS as unknown as Record<string, Record<string, unknown>>;
   return typeof path === 'string' ? (DEFAULTS as unknown as Record<string, unknown>)[path] : d[path[0]][path[1]];
 }
@@ -343,7 +365,12 @@ export type LogArgs =
   | { help: true }
   | { help: false; command: 'cat'; file: string; format: 'json' | 'text'; allowTornTail: boolean; fromSeq: bigint | undefined }
   | { help: false; command: 'tail'; file: string; format: 'json' | 'text'; lines: number; follow: boolean; pollMs: number }
-  | { help: false; command: 'verify' | 'stats'; file: string };
+  | { help: false; command: 'verify' | 'stats'; file: string }
+  // --jetstream: a NATS JetStream stream instead of a file (fromSeq = the stream sequence).
+  | { help: false; command: 'cat'; jetstream: string[]; stream: string; format: 'json' | 'text'; fromSeq: bigint | undefined; follow: boolean }
+  | { help: false; command: 'stats'; jetstream: string[]; stream: string };
+
+const LOG_FLAGS = ['format', 'json', 'allow-torn-tail', 'from-seq', 'lines', 'follow', 'poll-ms', 'jetstream', 'stream'] as const;
 
 export function parseLogArgs(argv: readonly string[]): LogArgs {
   const { values, positionals } = parseOrUsage(() =>
@@ -359,6 +386,9 @@ export function parseLogArgs(argv: readonly string[]): LogArgs {
         lines: { type: 'string', short: 'n' },
         follow: { type: 'boolean', short: 'f' },
         'poll-ms': { type: 'string' },
+        json: { type: 'boolean' },
+        jetstream: { type: 'string' },
+        stream: { type: 'string' },
       },
     }),
   );
@@ -367,22 +397,52 @@ export function parseLogArgs(argv: readonly string[]): LogArgs {
   if (command !== 'cat' && command !== 'verify' && command !== 'tail' && command !== 'stats') {
     throw new UsageError(command === undefined ? 'missing command (cat, tail, verify or stats)' : `unknown command '${command}'`);
   }
-  if (file === undefined) throw new UsageError(`msglog ${command} needs a file or directory`);
-  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
   const only = (flags: string[], cmd: string): void => {
-    const extraFlag = (['format', 'allow-torn-tail', 'from-seq', 'lines', 'follow', 'poll-ms'] as const).find(
-      (f) => values[f] !== undefined && !flags.includes(f),
-    );
+    const extraFlag = LOG_FLAGS.find((f) => values[f] !== undefined && !flags.includes(f));
     if (extraFlag) throw new UsageError(`--${extraFlag} does not apply to msglog ${cmd}`);
   };
+  const formatOf = (): 'json' | 'text' => {
+    const format = values.format ?? 'json';
+    if (format !== 'json' && format !== 'text') throw new UsageError(`--format must be json or text, got '${format}'`);
+    if (values.json === true && format !== 'json') throw new UsageError('--json and --format text contradict each other');
+    return format;
+  };
+  if (values.jetstream !== undefined || values.stream !== undefined) {
+    const cmd = `msglog ${command} --jetstream`;
+    if (command !== 'cat' && command !== 'stats') throw new UsageError(`--jetstream and --stream apply to msglog cat and stats only, not ${command}`);
+    if (file !== undefined) throw new UsageError(`${cmd} reads a stream, not a file: unexpected argument '${file}'`);
+    if (values.jetstream === undefined) throw new UsageError('--stream needs --jetstream <url[,url...]> (the NATS servers)');
+    if (values.stream === undefined || values.stream === '') throw new UsageError('--jetstream needs --stream <name>');
+    const servers = values.jetstream.split(',').map((u) => u.trim());
+    if (servers.some((u) => u === '')) throw new UsageError(`--jetstream must be one or more NATS URLs separated by commas, got '${values.jetstream}'`);
+    if (command === 'stats') {
+      only(['jetstream', 'stream'], cmd);
+      return { help: false, command, jetstream: servers, stream: values.stream };
+    }
+    only(['jetstream', 'stream', 'format', 'json', 'from-seq', 'follow'], cmd);
+    const rawSeq = values['from-seq'];
+    if (rawSeq !== undefined && !(/^\d{1,16}$/.test(rawSeq) && BigInt(rawSeq) >= 1n && BigInt(rawSeq) <= BigInt(Number.MAX_SAFE_INTEGER))) {
+      throw new UsageError(`--from-seq must be a stream sequence (1..${Number.MAX_SAFE_INTEGER}), got '${rawSeq}'`);
+    }
+    return {
+      help: false,
+      command,
+      jetstream: servers,
+      stream: values.stream,
+      format: formatOf(),
+      fromSeq: rawSeq === undefined ? undefined : BigInt(rawSeq),
+      follow: values.follow === true,
+    };
+  }
+  if (file === undefined) throw new UsageError(`msglog ${command} needs a file or directory (or --jetstream <url> --stream <name>)`);
+  if (extra.length > 0) throw new UsageError(`unexpected argument '${extra[0]}'`);
   if (command === 'verify' || command === 'stats') {
     only([], command);
     return { help: false, command, file };
   }
-  const format = values.format ?? 'json';
-  if (format !== 'json' && format !== 'text') throw new UsageError(`--format must be json or text, got '${format}'`);
+  const format = formatOf();
   if (command === 'tail') {
-    only(['format', 'lines', 'follow', 'poll-ms'], command);
+    only(['format', 'json', 'lines', 'follow', 'poll-ms'], command);
     return {
       help: false,
       command,
@@ -393,7 +453,7 @@ export function parseLogArgs(argv: readonly string[]): LogArgs {
       pollMs: values['poll-ms'] === undefined ? 250 : parseInteger('poll-ms', values['poll-ms'], 10, 60_000),
     };
   }
-  only(['format', 'allow-torn-tail', 'from-seq'], command);
+  only(['format', 'json', 'allow-torn-tail', 'from-seq'], command);
   const rawSeq = values['from-seq'];
   if (rawSeq !== undefined && !/^\d{1,20}$/.test(rawSeq)) throw new UsageError(`--from-seq must be a sequence number, got '${rawSeq}'`);
   return {
@@ -412,8 +472,15 @@ export function logUsage(): string {
     '       msglog tail <file|dir> [-n N] [-f] [--format json|text] [--poll-ms N]',
     '       msglog verify <file|dir>',
     '       msglog stats <file|dir>',
+    '       msglog cat --jetstream <url[,url...]> --stream <name> [--from-seq N] [-f] [--format json|text]',
+    '       msglog stats --jetstream <url[,url...]> --stream <name>',
     '',
     'A directory is a rotated log: its segments are read in order.',
+    'With --jetstream, the records are read from a NATS JetStream stream written by the',
+    'JetStream sink (one record per message) instead of a file: --from-seq is then the',
+    'stream sequence, json lines also carry "streamSeq" and "subject", and cat stops at',
+    'the stream\'s last message as of the start unless -f (follow) is given.',
+    '--json is short for --format json.',
     '',
     'cat     prints every record: json = one JSON object per line',
     '        {"seq","time","clientId","msgId","name","payload"[,"payloadBase64"]};',
@@ -426,6 +493,7 @@ export function logUsage(): string {
     'verify  checks every record (CRC, sequence order) and prints a summary.',
     'stats   counts records, bytes, segments, clients, names, sizes and the time span.',
     '',
-    'exit status: 0 ok, 1 corrupt or torn log, 2 bad arguments, 3 cannot read the file',
+    'exit status: 0 ok, 1 corrupt or torn log (or stream message), 2 bad arguments,',
+    '             3 cannot read the file (or reach NATS, or no such stream)',
   ].join('\n');
 }

@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 // msglog: reads a binary message log. `cat` prints records (JSON lines or the
 // original server's text lines), `verify` checks every CRC and the sequence
-// order and says where the first damage is.
+// order and says where the first damage is. `cat` and `stats` also read a NATS
+// JetStream stream written by the JetStream sink (--jetstream, --stream).
 import { isUtf8 } from 'node:buffer';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LogCorruptError, readLog, verifyLog, type VerifyResult } from '../log-reader';
 import { encodeTextLine } from '../text-format';
-import type { LogRecord } from '../record';
+import { RECORD_HEADER_SIZE, BODY_FIXED_SIZE, type LogRecord } from '../record';
+import { NatsConnectError, readStream, StreamCorruptError, StreamNotFoundError, type StreamRecord } from '../stream-reader';
 import {
   EXIT_FAILURE,
   EXIT_OK,
@@ -21,6 +23,15 @@ import {
 
 /** JSON line; bigints as strings because JSON numbers lose precision past 2^53. */
 export function recordToJson(r: LogRecord): string {
+  return JSON.stringify(recordFields(r));
+}
+
+/** A stream record's JSON line: where it is in the stream, then the same fields as recordToJson. */
+export function streamRecordToJson(r: StreamRecord): string {
+  return JSON.stringify({ streamSeq: r.streamSeq.toString(), subject: r.subject, ...recordFields(r) });
+}
+
+function recordFields(r: LogRecord): Record<string, unknown> {
   const out: Record<string, unknown> = {
     seq: r.seq.toString(),
     time: r.time.toISOString(),
@@ -31,7 +42,7 @@ export function recordToJson(r: LogRecord): string {
   };
   // Invalid UTF-8 decodes lossily (U+FFFD); the base64 copy keeps the exact bytes.
   if (!isUtf8(r.payload)) out.payloadBase64 = r.payload.toString('base64');
-  return JSON.stringify(out);
+  return out;
 }
 
 /** The text log's line (lib/text-format.ts), without its newline: exactly what file.format 'text' writes. */
@@ -45,7 +56,23 @@ async function writeOut(line: string): Promise<void> {
   if (!process.stdout.write(line + '\n')) await once(process.stdout, 'drain');
 }
 
-async function cat(args: Extract<LogArgs, { command: 'cat' }>): Promise<number> {
+type StreamArgs<C> = Extract<LogArgs, { command: C; jetstream: string[] }>;
+type FileArgs<C> = Exclude<Extract<LogArgs, { command: C }>, { jetstream: string[] }>;
+
+/**
+ * A stream's records, as `cat` prints a file's: JSON lines (with streamSeq and
+ * subject first) or the text line (exactly what file.format 'text' writes, so
+ * no stream sequence there).
+ */
+async function catStream(args: StreamArgs<'cat'>): Promise<number> {
+  const format = args.format === 'json' ? streamRecordToJson : recordToText;
+  for await (const rec of readStream({ servers: args.jetstream, stream: args.stream, fromSeq: args.fromSeq, follow: args.follow })) {
+    await writeOut(format(rec));
+  }
+  return EXIT_OK;
+}
+
+async function cat(args: FileArgs<'cat'>): Promise<number> {
   const format = args.format === 'json' ? recordToJson : recordToText;
   for await (const rec of readLog(args.file, { allowTornTail: args.allowTornTail, fromSeq: args.fromSeq })) {
     await writeOut(format(rec));
@@ -82,42 +109,99 @@ async function tail(args: Extract<LogArgs, { command: 'tail' }>): Promise<number
   return EXIT_OK;
 }
 
-async function stats(file: string): Promise<number> {
-  const v = await verifyLog(file);
-  const clients = new Map<number, number>();
-  const names = new Map<string, number>();
-  let payloadBytes = 0;
-  let minPayload = Infinity;
-  let maxPayload = 0;
-  let firstTime: Date | null = null;
-  let lastTime: Date | null = null;
-  for await (const rec of readLog(file, { allowTornTail: true })) {
-    clients.set(rec.clientId, (clients.get(rec.clientId) ?? 0) + 1);
-    names.set(rec.name, (names.get(rec.name) ?? 0) + 1);
-    payloadBytes += rec.payload.length;
-    minPayload = Math.min(minPayload, rec.payload.length);
-    maxPayload = Math.max(maxPayload, rec.payload.length);
+/** What `stats` counts over records, from a file or a stream. */
+class Tally {
+  readonly clients = new Map<number, number>();
+  readonly names = new Map<string, number>();
+  count = 0;
+  payloadBytes = 0;
+  minPayload = Infinity;
+  maxPayload = 0;
+  firstTime: Date | null = null;
+  lastTime: Date | null = null;
+
+  add(rec: LogRecord): void {
+    this.count++;
+    this.clients.set(rec.clientId, (this.clients.get(rec.clientId) ?? 0) + 1);
+    this.names.set(rec.name, (this.names.get(rec.name) ?? 0) + 1);
+    this.payloadBytes += rec.payload.length;
+    this.minPayload = Math.min(this.minPayload, rec.payload.length);
+    this.maxPayload = Math.max(this.maxPayload, rec.payload.length);
     if (rec.timeUs > 0n) {
-      firstTime ??= rec.time;
-      lastTime = rec.time;
+      this.firstTime ??= rec.time;
+      this.lastTime = rec.time;
     }
   }
+
+  /** The time, clients, names and payload lines; `n` is the record count to average over. */
+  lines(n: number): string[] {
+    const top = (m: Map<string | number, number>): string =>
+      [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([k, c]) => `${JSON.stringify(k)}: ${c}`).join(', ');
+    return [
+      `time: ${this.firstTime ? `${this.firstTime.toISOString()} .. ${this.lastTime!.toISOString()}` : '-'}`,
+      `clients: ${this.clients.size} (most messages: ${top(this.clients)})`,
+      `names: ${this.names.size} (most used: ${top(this.names)})`,
+      `payload bytes: ${this.payloadBytes} (min ${n ? this.minPayload : 0}, avg ${n ? (this.payloadBytes / n).toFixed(1) : 0}, max ${this.maxPayload})`,
+    ];
+  }
+}
+
+async function stats(file: string): Promise<number> {
+  const v = await verifyLog(file);
+  const tally = new Tally();
+  for await (const rec of readLog(file, { allowTornTail: true })) tally.add(rec);
   const n = v.records;
-  const top = (m: Map<string | number, number>): string =>
-    [...m.entries()].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([k, c]) => `${JSON.stringify(k)}: ${c}`).join(', ');
   const lines = [
     `file: ${file}${v.segments > 1 ? ` (${v.segments} segments)` : ''}`,
     `status: ${v.ok ? 'OK' : v.tornTail ? 'TORN TAIL' : 'CORRUPT'}${v.ok ? '' : ` at offset ${v.firstBadOffset}${v.file && v.file !== file ? ` of ${v.file}` : ''}: ${v.reason}`}`,
     `records: ${n}`,
     `bytes: ${v.bytes}`,
     `seq: ${v.firstSeq === null ? '-' : `${v.firstSeq}..${v.lastSeq}`}`,
-    `time: ${firstTime ? `${firstTime.toISOString()} .. ${lastTime!.toISOString()}` : '-'}`,
-    `clients: ${clients.size} (most messages: ${top(clients)})`,
-    `names: ${names.size} (most used: ${top(names)})`,
-    `payload bytes: ${payloadBytes} (min ${n ? minPayload : 0}, avg ${n ? (payloadBytes / n).toFixed(1) : 0}, max ${maxPayload})`,
+    ...tally.lines(n),
   ];
   for (const l of lines) await writeOut(l);
   return v.ok || v.tornTail ? EXIT_OK : EXIT_FAILURE;
+}
+
+/**
+ * stats over a stream, up to its last message as of the start. `bytes` are
+ * the records' bytes (the message data); `stream seq` the JetStream sequence
+ * range read, `seq` the records' own (per publishing instance) range. A
+ * message that is not one valid record ends the count (status CORRUPT, exit 1).
+ */
+async function statsStream(args: StreamArgs<'stats'>): Promise<number> {
+  const tally = new Tally();
+  let bytes = 0;
+  let firstStreamSeq: bigint | null = null;
+  let lastStreamSeq: bigint | null = null;
+  let minSeq: bigint | null = null;
+  let maxSeq: bigint | null = null;
+  let problem: StreamCorruptError | null = null;
+  try {
+    for await (const rec of readStream({ servers: args.jetstream, stream: args.stream })) {
+      tally.add(rec);
+      bytes += RECORD_HEADER_SIZE + BODY_FIXED_SIZE + rec.nameBytes.length + rec.payload.length;
+      firstStreamSeq ??= rec.streamSeq;
+      lastStreamSeq = rec.streamSeq;
+      if (minSeq === null || rec.seq < minSeq) minSeq = rec.seq;
+      if (maxSeq === null || rec.seq > maxSeq) maxSeq = rec.seq;
+    }
+  } catch (err) {
+    if (!(err instanceof StreamCorruptError)) throw err;
+    problem = err;
+  }
+  const n = tally.count;
+  const lines = [
+    `stream: ${args.stream} (${args.jetstream.join(',')})`,
+    `status: ${problem === null ? 'OK' : `CORRUPT at stream seq ${problem.streamSeq}: ${problem.reason}`}`,
+    `records: ${n}`,
+    `bytes: ${bytes}`,
+    `stream seq: ${firstStreamSeq === null ? '-' : `${firstStreamSeq}..${lastStreamSeq}`}`,
+    `seq: ${minSeq === null ? '-' : `${minSeq}..${maxSeq}`}`,
+    ...tally.lines(n),
+  ];
+  for (const l of lines) await writeOut(l);
+  return problem === null ? EXIT_OK : EXIT_FAILURE;
 }
 
 export function verifySummary(r: VerifyResult): string {
@@ -159,11 +243,11 @@ async function main(argv: string[]): Promise<number> {
   }
   switch (args.command) {
     case 'cat':
-      return cat(args);
+      return 'jetstream' in args ? catStream(args) : cat(args);
     case 'tail':
       return tail(args);
     case 'stats':
-      return stats(args.file);
+      return 'jetstream' in args ? statsStream(args) : stats(args.file);
     case 'verify':
       return verify(args.file);
   }
@@ -174,6 +258,9 @@ function reportFailure(err: unknown): never {
     const what = err.tornTail ? 'torn tail (use --allow-torn-tail to ignore it)' : 'corrupt';
     exitWith(EXIT_FAILURE, `${err.path}: ${what} at offset ${err.offset}: ${err.reason}`);
   }
+  if (err instanceof StreamCorruptError) exitWith(EXIT_FAILURE, err.message);
+  // No such stream, or NATS not reachable: the stream cannot be read at all, like a missing file.
+  if (err instanceof StreamNotFoundError || err instanceof NatsConnectError) exitWith(EXIT_UNAVAILABLE, err.message);
   const e = err as NodeJS.ErrnoException;
   // Errors from a system call (ENOENT, EACCES, EISDIR...) mean the file could not be read at all.
   if (typeof e?.syscall === 'string') exitWith(EXIT_UNAVAILABLE, e.message);

@@ -1,0 +1,118 @@
+// JetStream sink: the writer thread publishes each record to a NATS JetStream
+// stream (docs/scale-out.md). Publishing is pipelined: the writer publishes a
+// whole buffer's messages without waiting, each with its own reply subject
+// `<inbox>.<n>`; libnats's subscription thread records each acknowledgement
+// in slot n of a ring; the writer applies them (in publish order) and times
+// out the ones that never come. No JS runs on this path.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "nats_api.h"
+#include "stats.h"
+
+namespace msgs {
+
+class Engine;
+class Notifier;
+struct Batch;
+
+#if MSGS_HAVE_NATS
+
+class JetStreamSink {
+ public:
+  JetStreamSink(Engine& engine, Notifier& writer_wake);
+  ~JetStreamSink();
+  JetStreamSink(const JetStreamSink&) = delete;
+  JetStreamSink& operator=(const JetStreamSink&) = delete;
+
+  // Node thread, before the writer starts: loads libnats and connects. A
+  // cluster that is down is not an error: libnats keeps trying in the
+  // background and messages are answered REPLICATION_FAILED meanwhile.
+  // Throws runtime_error for what retrying cannot fix (no libnats, bad URL).
+  void open();
+
+  // --- writer thread ---
+  // Connected, and the stream exists (created here when createStream).
+  bool ready(uint64_t now_ms);
+  // Publishes message i of b as record `seq`. With `decides`, the message's
+  // status is left pending and set when the acknowledgement arrives (or
+  // times out), and b->awaiting counts it; otherwise its status is already
+  // final and the outcome is only counted. Blocks while the ring is full.
+  void publish(Batch* b, uint32_t i, uint64_t seq, bool decides);
+  // Applies the acknowledgements that arrived and the timeouts that passed.
+  // Returns ms until the oldest publish times out, or -1 with none in flight.
+  int reap(uint64_t now_ms);
+  bool idle() const { return head_ == tail_; }
+  // The oldest publish in flight has its outcome: reap() has work.
+  bool head_settled() const;
+  // Waits (bounded by ackTimeoutMs) for every publish to settle, then closes.
+  void close();
+
+  JetStreamStats stats;
+
+ private:
+  // One publish in flight. `state` packs the publish number and its outcome
+  // so a late acknowledgement for a reused slot cannot touch the new publish.
+  struct Slot {
+    std::atomic<uint64_t> state{0};  // (n << 8) | outcome; outcome 0 = none yet
+    Batch* batch = nullptr;          // null: the outcome only counts
+    uint32_t index = 0;
+    uint64_t deadline_ms = 0;
+  };
+  enum Outcome : uint8_t { kNone = 0, kStored = 1, kDuplicate = 2, kRefused = 3, kNoStream = 4, kTimedOut = 5 };
+
+  static void on_ack(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
+  static void on_disconnected(natsConnection* nc, void* closure);
+  static void on_connected(natsConnection* nc, void* closure);
+  static void on_reconnected(natsConnection* nc, void* closure);
+  static void on_closed(natsConnection* nc, void* closure);
+  static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
+  void ack(uint64_t n, Outcome outcome);
+  void settle(Slot& s, uint8_t outcome);
+  bool ensure_stream();
+  void wait_for_room();
+  void log_unavailable(uint64_t now_ms, const std::string& why);
+  std::string connected_url();
+
+  Engine& engine_;
+  Notifier& wake_;
+  const JetStreamConfig& cfg_;
+  const NatsApi* api_ = nullptr;
+  natsOptions* opts_ = nullptr;
+  natsConnection* nc_ = nullptr;
+  natsSubscription* sub_ = nullptr;
+  jsCtx* js_ = nullptr;
+  natsInbox* inbox_ = nullptr;
+  std::string reply_prefix_;           // "<inbox>."
+
+  std::vector<Slot> ring_;             // power of two >= max_pending
+  uint64_t mask_ = 0;
+  uint64_t head_ = 1, tail_ = 1;       // publish numbers: [head_, tail_) in flight; 0 is never used
+  std::vector<uint8_t> record_;        // scratch: one encoded record
+  std::string subject_, reply_, msg_id_;
+
+  // release/acquire: set by libnats's connection-event thread, read by the writer.
+  std::atomic<bool> connected_{false};
+  // relaxed: a hint from the ack thread that the stream vanished; the writer re-checks.
+  std::atomic<bool> stream_missing_{false};
+  bool stream_ok_ = false;
+  uint64_t next_stream_check_ms_ = 0;
+  uint64_t last_unavailable_log_ms_ = 0;
+
+  // close() waits for libnats's last connection callback before freeing.
+  std::mutex closed_mu_;
+  std::condition_variable closed_cv_;
+  bool closed_ = false;
+  // relaxed: once closing, connection callbacks stop logging.
+  std::atomic<bool> closing_{false};
+};
+
+#endif
+
+}  // namespace msgs

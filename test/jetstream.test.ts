@@ -1,0 +1,261 @@
+// The JetStream sink against a real nats-server (one node, JetStream on):
+// ackMode 'replicated' answers OK only for what the stream acknowledged, the
+// stream holds exactly the records the file holds, Nats-Msg-Id dedupe keeps
+// one copy of a resend, and a cluster that is down gets REPLICATION_FAILED
+// (never OK) until it is up, with no restart of msgserver.
+//
+// Skips when nats-server is not installed, unless MSGS_REQUIRE_NATS=1 (CI).
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { after, before, test } from 'node:test';
+
+import { AckError, MessageClient, MessageServer, readLog, type LogEntry, type LogRecord, type ServerOptions } from '../dist/index';
+import { readStream, type StreamRecord } from '../dist/stream-reader';
+import { tempDir } from './helpers';
+import { freePort, natsServerPath } from './support/nats-cluster';
+
+const NATS = natsServerPath();
+const skip = NATS === null && process.env.MSGS_REQUIRE_NATS !== '1' ? 'nats-server is not installed (apt-get install nats-server)' : false;
+
+interface Nats {
+  url: string;
+  port: number;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Starts one nats-server with JetStream; resolves once its health check says JetStream is up. */
+async function startNats(port: number, dir: string): Promise<Nats> {
+  if (NATS === null) throw new Error('nats-server is not installed (apt-get install nats-server)');
+  const mon = await freePort();
+  const log = path.join(dir, `nats-${port}.log`);
+  const proc = spawn(NATS, ['-js', '-a', '127.0.0.1', '-p', String(port), '-m', String(mon), '-sd', path.join(dir, `js-${port}`), '-l', log], {
+    stdio: 'ignore',
+  });
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`nats-server exited: ${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${mon}/healthz?js-enabled-only=true`);
+      if (r.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error('nats-server did not become healthy in 15 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    port,
+    proc,
+    async stop() {
+      if (proc.exitCode === null) proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Polls `cond` every 20 ms until it holds; fails after `ms`. */
+async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function collect(servers: string, stream: string): Promise<StreamRecord[]> {
+  const out: StreamRecord[] = [];
+  for await (const r of readStream({ servers, stream })) out.push(r);
+  return out;
+}
+
+/** Sends `n` messages; returns the statuses by name and the msgIds that were ACKed OK. */
+async function sendAll(client: MessageClient, n: number, tag: string): Promise<{ statuses: Record<string, number>; ok: bigint[] }> {
+  const statuses: Record<string, number> = {};
+  const ok: bigint[] = [];
+  await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      client.send(`${tag}-${i}`, { name: `n${i % 7}` }).then(
+        (r) => {
+          statuses.OK = (statuses.OK ?? 0) + 1;
+          ok.push(r.msgId);
+        },
+        (err: unknown) => {
+          const name = err instanceof AckError ? err.statusName : String(err);
+          statuses[name] = (statuses[name] ?? 0) + 1;
+        },
+      ),
+    ),
+  );
+  return { statuses, ok };
+}
+
+let dir = '';
+let nats: Nats | undefined;
+const cleanups: Array<() => Promise<unknown>> = [];
+
+before(async () => {
+  if (skip) return;
+  dir = tempDir('msgserver-js-');
+  nats = await startNats(await freePort(), dir);
+});
+
+after(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+  await nats?.stop();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+async function serve(opts: ServerOptions): Promise<{ server: MessageServer; client: MessageClient; logs: LogEntry[] }> {
+  const server = new MessageServer({ port: 0, serviceThreads: 2, ...opts });
+  const logs: LogEntry[] = [];
+  server.on('log', (e) => logs.push(e));
+  const { port } = await server.listen();
+  const client = await MessageClient.connect({ port });
+  cleanups.push(() => client.close(), () => server.close());
+  return { server, client, logs };
+}
+
+test('replicated: every message is ACKed OK only once the stream holds it, and the stream matches the file', { skip, timeout: 60_000 }, async () => {
+  const file = path.join(dir, 'replicated.log');
+  const { server, client } = await serve({
+    ackMode: 'replicated',
+    file: { path: file },
+    jetstream: { servers: nats!.url, stream: 'REPL', subjectPrefix: 'repl' },
+  });
+  const { statuses, ok } = await sendAll(client, 3000, 'r');
+  assert.deepEqual(statuses, { OK: 3000 });
+  const js = server.stats().jetstream!;
+  assert.equal(js.acked, 3000);
+  assert.equal(js.published, 3000);
+  assert.equal(js.timeouts + js.failed + js.unavailable, 0);
+  assert.equal(server.stats().acks.OK, 3000);
+
+  const stream = await collect(nats!.url, 'REPL');
+  const fileRecords: LogRecord[] = [];
+  await client.close();
+  await server.close();
+  for await (const r of readLog(file)) fileRecords.push(r);
+  assert.equal(stream.length, 3000);
+  assert.deepEqual(new Set(stream.map((r) => r.msgId)), new Set(ok));
+  // The same records, in the same order: the stream carries the file's own record bytes.
+  stream.forEach((s, i) => {
+    const f = fileRecords[i];
+    assert.equal(s.seq, f.seq);
+    assert.equal(s.msgId, f.msgId);
+    assert.equal(s.clientId, client.clientId);
+    assert.equal(s.subject, `repl.${client.clientId}`);
+    assert.equal(s.name, f.name);
+    assert.deepEqual(s.payload, f.payload);
+    assert.equal(s.streamSeq, BigInt(i + 1));
+  });
+});
+
+test('8 pipelining clients: every message is ACKed OK exactly when the stream acknowledged it (no batch handed back early)', { skip, timeout: 60_000 }, async () => {
+  const { server } = await serve({
+    ackMode: 'replicated',
+    file: { path: path.join(dir, 'pipelined.log') },
+    jetstream: { servers: nats!.url, stream: 'PIPE', subjectPrefix: 'pipe' },
+  });
+  const { port } = server.address()!;
+  const clients = await Promise.all(Array.from({ length: 8 }, () => MessageClient.connect({ port, window: 256 })));
+  cleanups.push(...clients.map((c) => () => c.close()));
+  const results = await Promise.all(clients.map((c, k) => sendAll(c, 5000, `p${k}`)));
+  for (const r of results) assert.deepEqual(r.statuses, { OK: 5000 });
+  const js = server.stats().jetstream!;
+  assert.equal(js.acked, 40_000);
+  assert.equal(js.duplicates, 0);
+  assert.equal(server.stats().acks.WRITE_FAILED, 0);
+  assert.equal((await collect(nats!.url, 'PIPE')).length, 40_000);
+});
+
+test('a message sent twice with the same msgId is stored once (Nats-Msg-Id dedupe), and both sends are ACKed OK', { skip, timeout: 30_000 }, async () => {
+  const { server, client } = await serve({
+    ackMode: 'replicated',
+    file: { enabled: false },
+    jetstream: { servers: nats!.url, stream: 'DEDUPE', subjectPrefix: 'dedupe' },
+  });
+  const first = await client.send('once', { msgId: 77n });
+  const again = await client.send('once', { msgId: 77n });
+  assert.equal(first.statusName, 'OK');
+  assert.equal(again.statusName, 'OK');
+  await client.send('other', { msgId: 78n });
+  assert.equal(server.stats().jetstream!.duplicates, 1);
+  const stream = await collect(nats!.url, 'DEDUPE');
+  assert.deepEqual(stream.map((r) => r.msgId), [77n, 78n]);
+  assert.equal(stream[0].payload.toString(), 'once');
+});
+
+test('file.enabled false: JetStream is the only sink and no file is created', { skip, timeout: 30_000 }, async () => {
+  const file = path.join(dir, 'never-created.log');
+  const { server, client } = await serve({
+    ackMode: 'replicated',
+    file: { enabled: false, path: file },
+    jetstream: { servers: [nats!.url], stream: 'ONLY', subjectPrefix: 'only.js' },
+  });
+  const { statuses } = await sendAll(client, 500, 'o');
+  assert.deepEqual(statuses, { OK: 500 });
+  assert.equal(fs.existsSync(file), false);
+  assert.equal(server.stats().recordsWritten, 0);
+  const stream = await collect(nats!.url, 'ONLY');
+  assert.equal(stream.length, 500);
+  assert.equal(stream[0].subject, `only.js.${client.clientId}`);
+  assert.deepEqual(stream.map((r) => r.seq), Array.from({ length: 500 }, (_, i) => BigInt(i + 1)));
+});
+
+test("ackMode 'written' with JetStream beside the file: ACKs follow the file, the stream gets a copy", { skip, timeout: 30_000 }, async () => {
+  const file = path.join(dir, 'beside.log');
+  const { server, client } = await serve({
+    ackMode: 'written',
+    file: { path: file },
+    jetstream: { servers: nats!.url, stream: 'BESIDE', subjectPrefix: 'beside' },
+  });
+  const { statuses } = await sendAll(client, 1000, 'w');
+  assert.deepEqual(statuses, { OK: 1000 });
+  assert.equal(server.stats().recordsWritten, 1000);
+  // The copy is asynchronous: wait until every publish was acknowledged.
+  await until('1000 publish acknowledgements', () => server.stats().jetstream!.acked === 1000);
+  const stream = await collect(nats!.url, 'BESIDE');
+  assert.equal(stream.length, 1000);
+});
+
+test('no stream and createStream false: REPLICATION_FAILED, never OK, and a log line names the stream', { skip, timeout: 30_000 }, async () => {
+  const { server, client, logs } = await serve({
+    ackMode: 'replicated',
+    file: { enabled: false },
+    jetstream: { servers: nats!.url, stream: 'ABSENT', subjectPrefix: 'absent', createStream: false },
+  });
+  const { statuses } = await sendAll(client, 20, 'a');
+  assert.deepEqual(statuses, { REPLICATION_FAILED: 20 });
+  assert.equal(server.stats().acks.OK, 0);
+  assert.ok(logs.some((l) => l.level === 'error' && /stream ABSENT does not exist/.test(l.message)), JSON.stringify(logs));
+});
+
+test('started while NATS is down: REPLICATION_FAILED (never OK), then normal service once NATS is up, without a restart', { skip, timeout: 60_000 }, async () => {
+  const port = await freePort();
+  const url = `nats://127.0.0.1:${port}`;
+  const file = path.join(dir, 'down.log');
+  const { server, client, logs } = await serve({
+    ackMode: 'replicated',
+    file: { path: file },
+    jetstream: { servers: url, stream: 'LATE', subjectPrefix: 'late', ackTimeoutMs: 2000 },
+  });
+  const down = await sendAll(client, 200, 'd');
+  assert.deepEqual(down.statuses, { REPLICATION_FAILED: 200 });
+  assert.equal(server.stats().jetstream!.connected, false);
+  assert.ok(logs.some((l) => /not connected/.test(l.message)));
+
+  const late = await startNats(port, dir);
+  cleanups.push(() => late.stop());
+  await until('the sink to connect', () => server.stats().jetstream!.connected, 20_000);
+  const up = await sendAll(client, 300, 'u');
+  assert.deepEqual(up.statuses, { OK: 300 });
+  const stream = await collect(url, 'LATE');
+  // Only the messages ACKed OK are in the stream: none of the 200 refused ones.
+  assert.deepEqual(new Set(stream.map((r) => r.msgId)), new Set(up.ok));
+  assert.equal(stream.length, 300);
+});
