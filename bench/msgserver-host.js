@@ -5,7 +5,8 @@
 //   node bench/msgserver-host.js '{"port":0,"ackMode":"written","file":{"path":"/tmp/x/m.log"}}'
 //
 // Prints "msgserver listening on HOST:PORT" when bound. Each "stats" line on
-// stdin is answered with one JSON line {stats, rssBytes}. SIGINT, SIGTERM or
+// stdin is answered with one JSON line {stats, rssBytes, cpuUs} (cpuUs: the
+// process's user + system CPU time so far, every thread). SIGINT, SIGTERM or
 // the end of stdin close the server (drain, flush, fsync) and exit.
 // With --check it only constructs the server (no listen) and exits 0, or 3
 // printing the error, e.g. for a protocol this build does not support yet.
@@ -55,7 +56,8 @@ server.listen().then(
     const rl = readline.createInterface({ input: process.stdin });
     rl.on('line', (line) => {
       if (line.trim() === 'stats') {
-        process.stdout.write(JSON.stringify({ stats: server.stats(), rssBytes: process.memoryUsage().rss }) + '\n');
+        const cpu = process.cpuUsage();
+        process.stdout.write(JSON.stringify({ stats: server.stats(), rssBytes: process.memoryUsage().rss, cpuUs: cpu.user + cpu.system }) + '\n');
       }
     });
     rl.on('close', close);

@@ -10,11 +10,19 @@
 // machine's load hits all three alike), and reports medians. Writes
 // BENCHMARKS.md.
 //
+// The JetStream rows (issue 9, ids jetstream-*) run several msgserver
+// configurations side by side instead of one: (a) written to the file only,
+// (b) written + JetStream beside, (c) replicated R1, (d) replicated R3 on a
+// 3-node cluster, (e) replicated with no file; the nats-server processes are
+// started by the bench (bench/nats.js). Without nats-server or libnats those
+// rows are skipped with the reason printed (MSGS_REQUIRE_NATS=1: a failure).
+//
 //   node bench/run.js [--quick] [--runs n] [--duration-ms ms] [--only regex] [--out file]
 //
-// --quick (CI): 1 run of 400 ms per row; only checks that everything runs and
-// the ratios print. Prerequisites: npm run build (dist/ and the addon with
-// the load generator) and a C compiler for bench/ceiling.c.
+// --only matches a row's id or title (e.g. --only jetstream). --quick (CI):
+// 1 run of 400 ms per row; only checks that everything runs and the ratios
+// print. Prerequisites: npm run build (dist/ and the addon with the load
+// generator) and a C compiler for bench/ceiling.c.
 'use strict';
 const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -22,6 +30,7 @@ const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
 const { parseArgs } = require('node:util');
+const nats = require('./nats');
 
 const ROOT = path.resolve(__dirname, '..');
 const MSGBENCH = path.join(ROOT, 'dist', 'cli', 'msgbench.js');
@@ -43,7 +52,7 @@ const { values: opt } = parseArgs({
   },
 });
 if (opt.help) {
-  console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(1, 18).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(1, 25).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
   process.exit(0);
 }
 const QUICK = opt.quick;
@@ -82,8 +91,39 @@ function buildRows() {
     r.id = `${r.protocol}-${r.kind}-${r.payload}-${r.ackMode}${r.hook ? '-hook' : ''}`;
     r.title = `${r.protocol} ${KIND[r.kind].label}, payload ${fmtBytes(r.payload)}${r.protocol === 'legacy' ? ' (1160-byte frames)' : ''}, ack ${r.ackMode}${r.hook ? ', msgserver with a no-op message hook (policy drop)' : ''}`;
   }
+  // JetStream (issue 9): one row per shape, msgserver configurations (JS_VARIANTS) side by side.
+  // --quick keeps them under ~10 s: no 100 B row, no ceiling or Node baseline beside them.
+  const js = [
+    { kind: 'pipelined', payload: 1024, variants: ['a', 'b', 'c', 'd', 'e'], baselines: ['ceil', 'node'] },
+    { kind: 'pipelined', payload: 100, variants: ['a', 'b', 'c', 'd', 'e'], baselines: ['ceil', 'node'], full: true },
+    { kind: 'latency', payload: 1024, variants: ['a', 'c', 'd'], baselines: ['ceil'] },
+  ]
+    .filter((r) => !(QUICK && r.full))
+    .map((r) => (QUICK ? { ...r, baselines: [] } : r));
+  for (const r of js) {
+    const v = r.variants.map((k) => JS_VARIANTS[k].short).join(' / ');
+    rows.push({
+      ...r,
+      protocol: 'v1',
+      group: 'jetstream',
+      ackMode: 'written',
+      id: `jetstream-v1-${r.kind}-${r.payload}`,
+      title: `JetStream: v1 ${KIND[r.kind].label}, payload ${fmtBytes(r.payload)}: ${v}`,
+    });
+  }
   return rows;
 }
+
+// The msgserver configurations of the JetStream rows. nats: which NATS
+// deployment the sink uses (r1: one nats-server; r3: a 3-node cluster, stream
+// replicas 3). Every (row, configuration) gets its own stream and subjects.
+const JS_VARIANTS = {
+  a: { short: 'written', label: '(a) written, file only', ackMode: 'written' },
+  b: { short: 'written+JS', label: '(b) written + JetStream beside (R1; ACK after the file)', ackMode: 'written', nats: 'r1' },
+  c: { short: 'replicated R1', label: '(c) replicated, R1 (1 nats-server)', ackMode: 'replicated', nats: 'r1' },
+  d: { short: 'replicated R3', label: '(d) replicated, R3 (3-node cluster)', ackMode: 'replicated', nats: 'r3' },
+  e: { short: 'replicated R1 no file', label: '(e) replicated, R1, file.enabled false', ackMode: 'replicated', nats: 'r1', noFile: true },
+};
 
 // Targets from issue 4; each returns [text, met] or null when it does not apply.
 function targetsFor(row, fig, byId) {
@@ -230,8 +270,16 @@ function benchArgs(row, port, threads, durationMs) {
   a.push('-p', String(row.payload), '-t', String(threads));
   if (k.messages) a.push('-n', String(k.messages));
   else a.push('-d', String(durationMs));
+  // JetStream rows: every msgbench run gets client ids of its own, so that no
+  // message repeats a Nats-Msg-Id (<clientId>-<msgId>) the stream has seen:
+  // the duplicate window would drop it instead of storing it.
+  if (row.group === 'jetstream') {
+    a.push('--client-id', String(nextClientId));
+    nextClientId += k.conns;
+  }
   return a;
 }
+let nextClientId = 1;
 
 function runBench(args) {
   return new Promise((resolve, reject) => {
@@ -255,7 +303,7 @@ function runBench(args) {
   });
 }
 
-// ---- main ---------------------------------------------------------------------
+// ---- setup ----------------------------------------------------------------------
 
 function prerequisites() {
   if (!fs.existsSync(MSGBENCH) || !fs.existsSync(path.join(ROOT, 'dist', 'index.js'))) {
@@ -315,13 +363,62 @@ function summarize(results, extra) {
   };
 }
 
+// ---- JetStream (issue 9) ------------------------------------------------------
+
+// null when the JetStream rows can run here, else why not.
+function jetstreamUnavailable() {
+  if (!nats.findNatsServer()) return 'nats-server not found (looked on PATH and in /usr/sbin, /usr/local/sbin, /sbin; Debian: apt-get install nats-server)';
+  const probe =
+    "const a = require('./dist/native').loadAddon(); process.stdout.write(typeof a.jetstreamAvailability === 'function' ? " +
+    "a.jetstreamAvailability() : 'this build of the native addon has no JetStream sink')";
+  try {
+    const avail = execFileSync(process.execPath, ['-e', probe], { cwd: ROOT, encoding: 'utf8' });
+    return avail === 'available' ? null : avail;
+  } catch (e) {
+    return `cannot probe the addon for JetStream: ${e.message}`;
+  }
+}
+
+// The NATS deployments ('r1': one nats-server, 'r3': a 3-node cluster),
+// started on first use and stopped when the bench ends.
+const natsDeployments = new Map();
+function natsFor(which) {
+  if (!natsDeployments.has(which)) {
+    const t = Date.now();
+    const p = nats.start({ nodes: which === 'r3' ? 3 : 1, name: `msgbench-${which}` }).then((c) => {
+      process.stdout.write(`  nats ${which}: ${c.urls.length} nats-server node(s) ready in ${Date.now() - t} ms (${c.urls.join(', ')}; store in ${c.dir})\n`);
+      return c;
+    });
+    p.catch(() => {});
+    natsDeployments.set(which, p);
+  }
+  return natsDeployments.get(which);
+}
+async function stopNats() {
+  for (const p of natsDeployments.values()) {
+    try {
+      await (await p).stop();
+    } catch {}
+  }
+  natsDeployments.clear();
+}
+
+// ---- main ---------------------------------------------------------------------
+
+const SERVER_NAMES = { ms: 'msgserver', ceil: 'C ceiling', node: 'Node baseline' };
+
 async function main() {
   const t0 = Date.now();
   prerequisites();
   const m = machine();
   const loadBefore = os.loadavg();
   const only = opt.only ? new RegExp(opt.only) : null;
-  const rows = buildRows().filter((r) => !only || only.test(r.id));
+  const rows = buildRows().filter((r) => !only || only.test(r.id) || only.test(r.title));
+  const jsSkip = rows.some((r) => r.group === 'jetstream') ? jetstreamUnavailable() : null;
+  if (jsSkip) {
+    if (process.env.MSGS_REQUIRE_NATS === '1') throw new Error(`JetStream rows cannot run (MSGS_REQUIRE_NATS=1): ${jsSkip}`);
+    console.log(`bench: skipping the JetStream rows: ${jsSkip}`);
+  }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'msgbench-'));
   console.log(
     `bench: ${rows.length} rows x ${RUNS} run(s), ${DURATION} ms each, load threads ${LOAD_THREADS}; ` +
@@ -329,30 +426,72 @@ async function main() {
   );
   const byId = new Map();
   let failed = false;
+  let jsSecs = 0;
   for (const [i, row] of rows.entries()) {
+    const rowT0 = Date.now();
+    process.stdout.write(`[${i + 1}/${rows.length}] ${row.title}\n`);
+    if (row.group && jsSkip) {
+      process.stdout.write(`  skipped: ${jsSkip}\n`);
+      byId.set(row.id, { row, skipped: jsSkip, cmds: {}, threads: {}, fig: {}, runs: {}, servers: [] });
+      continue;
+    }
     const dir = fs.mkdtempSync(path.join(tmp, `${row.id}-`));
     const big = row.kind === 'burst' ? ['--max-connections', '20000'] : [];
-    const msOpts = { port: 0, protocol: row.protocol, ackMode: row.ackMode, file: { path: path.join(dir, 'msgserver.log') } };
-    if (row.hook) msOpts.benchHook = row.hook;
-    if (row.kind === 'burst') msOpts.limits = { maxConnections: 20000 };
     const servers = [];
-    {
-      servers.push({ key: 'ms', proc: new ServerProc('msgserver', [process.execPath, 'bench/msgserver-host.js', JSON.stringify(msOpts)]) });
-    }
-    servers.push({ key: 'ceil', proc: new ServerProc('ceiling', [CEILING_BIN, '--port', '0', '--protocol', row.protocol, ...big]) });
-    const nodeArgs = ['--port', '0', '--protocol', row.protocol, '--ack-mode', row.ackMode, '--file', path.join(dir, 'node.log'), ...big];
-    servers.push({ key: 'node', proc: new ServerProc('node baseline', [process.execPath, 'bench/node-baseline.js', ...nodeArgs]) });
-    const rec = { row, cmds: {}, threads: {}, fig: {}, runs: {} };
-    process.stdout.write(`[${i + 1}/${rows.length}] ${row.title}\n`);
+    const rec = { row, cmds: {}, threads: {}, fig: {}, runs: {}, servers: [] };
     try {
+      if (row.group === 'jetstream') {
+        // Start the NATS deployments this row needs at once (each only the first time).
+        await Promise.all(row.variants.filter((k) => JS_VARIANTS[k].nats).map((k) => natsFor(JS_VARIANTS[k].nats)));
+        for (const k of row.variants) {
+          const v = JS_VARIANTS[k];
+          const o = { port: 0, protocol: row.protocol, ackMode: v.ackMode, file: v.noFile ? { enabled: false } : { path: path.join(dir, `msgserver-${k}.log`) } };
+          let dep = null;
+          if (v.nats) {
+            dep = await natsFor(v.nats);
+            // A fresh stream (and subjects) per row and configuration, so runs never meet an old one.
+            const name = `msgbench-${row.kind}-${row.payload}-${k}-${process.pid}-${Date.now().toString(36)}`;
+            o.jetstream = { servers: dep.urls, stream: name, subjectPrefix: `msgbench.${name}`, replicas: v.nats === 'r3' ? 3 : 1 };
+          }
+          servers.push({ key: k, name: v.label, ms: true, nats: dep, proc: new ServerProc(`msgserver (${k})`, [process.execPath, 'bench/msgserver-host.js', JSON.stringify(o)]) });
+        }
+      } else {
+        const msOpts = { port: 0, protocol: row.protocol, ackMode: row.ackMode, file: { path: path.join(dir, 'msgserver.log') } };
+        if (row.hook) msOpts.benchHook = row.hook;
+        if (row.kind === 'burst') msOpts.limits = { maxConnections: 20000 };
+        servers.push({ key: 'ms', name: 'msgserver', ms: true, proc: new ServerProc('msgserver', [process.execPath, 'bench/msgserver-host.js', JSON.stringify(msOpts)]) });
+      }
+      const baselines = row.baselines || ['ceil', 'node'];
+      if (baselines.includes('ceil')) {
+        servers.push({ key: 'ceil', name: SERVER_NAMES.ceil, proc: new ServerProc('ceiling', [CEILING_BIN, '--port', '0', '--protocol', row.protocol, ...big]) });
+      }
+      if (baselines.includes('node')) {
+        const nodeArgs = ['--port', '0', '--protocol', row.protocol, '--ack-mode', row.ackMode, '--file', path.join(dir, 'node.log'), ...big];
+        servers.push({ key: 'node', name: SERVER_NAMES.node, proc: new ServerProc('node baseline', [process.execPath, 'bench/node-baseline.js', ...nodeArgs]) });
+      }
+      rec.servers = servers.map((s) => ({ key: s.key, name: s.name, ms: !!s.ms }));
+      await Promise.all(servers.map((s) => s.proc.start()));
       for (const s of servers) {
-        await s.proc.start();
         rec.cmds[s.key] = s.proc.cmd
           .map((a) => (a === process.execPath ? 'node' : a.split(tmp).join('$TMP').split(ROOT + path.sep).join('')))
           .map((a) => (/[\s"{]/.test(a) ? `'${a}'` : a))
           .join(' ');
         rec.runs[s.key] = [];
       }
+      // JetStream: a few messages through each sink first (the stream is
+      // created on the first publish), and they must all be ACKed OK. In
+      // this process (the addon's load generator): a warm-up is not measured.
+      const { runLoad } = require(path.join(ROOT, 'dist', 'bench.js'));
+      await Promise.all(
+        servers
+          .filter((s) => s.nats)
+          .map(async (s) => {
+            const r = await runLoad({ port: s.proc.port, protocol: row.protocol, connections: 1, window: 1, payload: row.payload, messages: 20, clientIdBase: nextClientId++ });
+            if (r.errors || r.messagesAcked !== r.messagesSent) {
+              throw new Error(`${s.proc.name}: warm-up not ACKed OK: ${r.errorSamples[0] ?? `${r.messagesAcked} of ${r.messagesSent} ACKed`}; ${s.proc.stderr.trim()}`);
+            }
+          }),
+      );
       // Load threads: fixed, or each server's better of 1 and 2 (throughput rows).
       for (const s of servers) {
         let th = LOAD_THREADS === 'auto' ? 1 : Number(LOAD_THREADS);
@@ -367,8 +506,9 @@ async function main() {
       for (let run = 0; run < RUNS; run++) {
         for (const s of servers) {
           const args = benchArgs(row, s.proc.port, rec.threads[s.key], DURATION);
-          rec.cmds[`bench-${s.key}`] = `msgbench ${args.join(' ').replace(String(s.proc.port), '<port>')}`;
-          const before = s.key === 'ms' ? await s.proc.stats() : null;
+          rec.cmds[`bench-${s.key}`] = `msgbench ${args.join(' ').replace(String(s.proc.port), '<port>').replace(/--client-id \d+/, '--client-id <n>')}`;
+          const before = s.ms ? await s.proc.stats() : null;
+          const natsBefore = s.nats ? s.nats.cpuSeconds() : 0;
           let result = null;
           let error = null;
           try {
@@ -387,10 +527,18 @@ async function main() {
               syncedRecords: d('syncedRecords'),
               ackFrames: d('ackFrames'),
               rssBytes: after.rssBytes,
+              cpuSec: (after.cpuUs - before.cpuUs) / 1e6,
             };
+            if (after.stats.jetstream && before.stats.jetstream) {
+              const j = {};
+              for (const f of ['published', 'acked', 'duplicates', 'failed', 'timeouts', 'unavailable']) j[f] = after.stats.jetstream[f] - before.stats.jetstream[f];
+              entry.server.js = j;
+            }
+            if (s.nats) entry.server.natsCpuSec = s.nats.cpuSeconds() - natsBefore;
           }
           rec.runs[s.key].push(entry);
           const r = result;
+          const sv = entry.server;
           process.stdout.write(
             `  run ${run + 1}/${RUNS} ${s.proc.name.padEnd(13)} ` +
               (r
@@ -398,7 +546,11 @@ async function main() {
                   `p50 ${fmtUs(r.latency.p50Us)} p99 ${fmtUs(r.latency.p99Us)}  ${fmtInt(r.elapsedMs)} ms` +
                   (r.errors || r.messagesUnacked ? `  ERRORS ${r.errors} unacked ${r.messagesUnacked} ${r.errorSamples[0] ?? ''}` : '')
                 : `FAILED: ${error}`) +
-              (entry.server && row.ackMode === 'durable' ? `  ${(entry.server.syncedRecords / Math.max(1, entry.server.fsyncs)).toFixed(0)} msgs/fsync` : '') +
+              (sv && row.ackMode === 'durable' ? `  ${(sv.syncedRecords / Math.max(1, sv.fsyncs)).toFixed(0)} msgs/fsync` : '') +
+              (sv && row.group ? `  CPU s: msgserver ${sv.cpuSec.toFixed(2)}${s.nats ? ` nats ${sv.natsCpuSec.toFixed(2)}` : ''}` : '') +
+              (sv && sv.js && (sv.js.duplicates || sv.js.failed || sv.js.timeouts || sv.js.unavailable)
+                ? `  JetStream: ${sv.js.duplicates} dup, ${sv.js.failed} failed, ${sv.js.timeouts} timed out, ${sv.js.unavailable} unavailable`
+                : '') +
               '\n',
           );
         }
@@ -408,41 +560,121 @@ async function main() {
       rec.error = e.message;
       failed = true;
     } finally {
-      for (const s of servers) await s.proc.stop();
+      await Promise.all(servers.map((s) => s.proc.stop()));
       fs.rmSync(dir, { recursive: true, force: true });
     }
-    for (const key of ['ms', 'ceil', 'node']) {
+    for (const { key, ms } of rec.servers) {
       const runs = rec.runs[key];
       if (!runs || runs.length === 0) continue;
       const extra = {};
-      if (key === 'ms') {
+      if (ms) {
         const sv = runs.map((r) => r.server).filter(Boolean);
-        const fsyncs = sv.reduce((s, x) => s + x.fsyncs, 0);
-        extra.written = sv.reduce((s, x) => s + x.recordsWritten, 0);
+        const sum = (f) => sv.reduce((s, x) => s + (f(x) || 0), 0);
+        const fsyncs = sum((x) => x.fsyncs);
+        extra.written = sum((x) => x.recordsWritten);
         extra.expected = runs.reduce((s, r) => s + (r.result ? r.result.messagesAcked : 0), 0);
-        extra.msgsPerFsync = fsyncs ? sv.reduce((s, x) => s + x.syncedRecords, 0) / fsyncs : NaN;
-        extra.msgsPerWrite = extra.written / Math.max(1, sv.reduce((s, x) => s + x.writes, 0));
+        extra.msgsPerFsync = fsyncs ? sum((x) => x.syncedRecords) / fsyncs : NaN;
+        extra.msgsPerWrite = extra.written / Math.max(1, sum((x) => x.writes));
+        const secs = runs.reduce((s, r) => s + (r.result ? r.result.elapsedMs / 1000 : 0), 0);
+        extra.cpuPerMsgUs = (sum((x) => x.cpuSec) / Math.max(1, extra.expected)) * 1e6;
+        extra.cpuCores = sum((x) => x.cpuSec) / secs;
+        if (sv.some((x) => x.natsCpuSec !== undefined)) {
+          extra.natsCpuPerMsgUs = (sum((x) => x.natsCpuSec) / Math.max(1, extra.expected)) * 1e6;
+          extra.natsCpuCores = sum((x) => x.natsCpuSec) / secs;
+        }
+        if (sv.some((x) => x.js)) {
+          extra.js = {};
+          for (const f of ['published', 'acked', 'duplicates', 'failed', 'timeouts', 'unavailable']) extra.js[f] = sum((x) => x.js && x.js[f]);
+        }
       }
       rec.fig[key] = summarize(runs, extra);
     }
-    if (rec.fig.ms && !rec.fig.ms.clean) failed = true;
+    for (const { key, ms } of rec.servers) if (ms && rec.fig[key] && !rec.fig[key].clean) failed = true;
     rec.targets = targetsFor(row, rec.fig, byId);
     byId.set(row.id, rec);
-    const msTxt = rec.fig.ms ? headline(row, rec.fig.ms) : 'n/a (server lacks legacy)';
-    process.stdout.write(
-      `  => msgserver ${msTxt} | ceiling ${headline(row, rec.fig.ceil)} | node ${headline(row, rec.fig.node)} | ` +
-        `vs ceiling ${fmtRatio(row, ratio(row, rec.fig.ms, rec.fig.ceil), false)}, vs node ${fmtRatio(row, ratio(row, rec.fig.ms, rec.fig.node), true)}\n`,
-    );
+    if (row.group) {
+      const a = rec.fig.a;
+      for (const k of row.variants) {
+        const f = rec.fig[k];
+        process.stdout.write(
+          `  => ${JS_VARIANTS[k].label}: ${headline(row, f)}` +
+            (k !== 'a' ? ` | vs (a) ${fmtVsWritten(row, f, a)}` : '') +
+            (rec.fig.ceil ? ` | vs ceiling ${fmtRatio(row, ratio(row, f, rec.fig.ceil), false)}` : '') +
+            (rec.fig.node ? `, vs node ${fmtRatio(row, ratio(row, f, rec.fig.node), true)}` : '') +
+            '\n',
+        );
+      }
+      jsSecs += (Date.now() - rowT0) / 1000;
+      process.stdout.write(`  (row took ${((Date.now() - rowT0) / 1000).toFixed(1)} s)\n`);
+    } else {
+      const msTxt = rec.fig.ms ? headline(row, rec.fig.ms) : 'n/a (server lacks legacy)';
+      process.stdout.write(
+        `  => msgserver ${msTxt} | ceiling ${headline(row, rec.fig.ceil)} | node ${headline(row, rec.fig.node)} | ` +
+          `vs ceiling ${fmtRatio(row, ratio(row, rec.fig.ms, rec.fig.ceil), false)}, vs node ${fmtRatio(row, ratio(row, rec.fig.ms, rec.fig.node), true)}\n`,
+      );
+    }
+  }
+  if (natsDeployments.size) {
+    const t = Date.now();
+    await stopNats();
+    jsSecs += (Date.now() - t) / 1000;
   }
   fs.rmSync(tmp, { recursive: true, force: true });
-  const report = render({ rows: [...byId.values()], m, loadBefore, loadAfter: os.loadavg(), secs: (Date.now() - t0) / 1000 });
+  const recs = [...byId.values()];
+  const report = render({ rows: recs, m, loadBefore, loadAfter: os.loadavg(), secs: (Date.now() - t0) / 1000 });
   fs.writeFileSync(OUT, report);
-  console.log('\n' + summaryTable([...byId.values()]).join('\n'));
+  const plain = recs.filter((r) => !r.row.group);
+  const grouped = recs.filter((r) => r.row.group);
+  if (plain.length) console.log('\n' + summaryTable(plain).join('\n'));
+  if (grouped.length) console.log('\n' + jetstreamTable(grouped).join('\n'));
+  if (grouped.length && !jsSkip) console.log(`\nbench: the JetStream rows took ${jsSecs.toFixed(1)} s (nats-server start and stop included)`);
   console.log(`\nbench: wrote ${path.relative(process.cwd(), OUT) || OUT} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   if (failed) {
     console.error('bench: some msgserver runs had errors or failed (see above)');
     process.exitCode = 1;
   }
+}
+
+// A JetStream configuration against (a) written, measured in the same row:
+// throughput as a fraction; latency rows as p50 and p99 multiples.
+function fmtVsWritten(row, f, a) {
+  if (!f || !a) return 'n/a';
+  if (row.kind === 'latency') return `p50 ${(f.p50 / a.p50).toFixed(2)}x, p99 ${(f.p99 / a.p99).toFixed(2)}x`;
+  const r = f.msgsPerSec / a.msgsPerSec;
+  return `${pct(r)} (${r.toFixed(2)}x)`;
+}
+
+function jetstreamTable(recs) {
+  const L = [
+    '| row | configuration | msgs/s | MB/s | p50 | p99 | vs (a) written | vs C ceiling | vs Node baseline | CPU per message: msgserver + nats-server (cores busy) | JetStream acks (duplicates / failed / timed out) |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const rec of recs) {
+    const { row, fig } = rec;
+    const shape = `v1 ${KIND[row.kind].label}, ${fmtBytes(row.payload)}`;
+    if (rec.skipped) {
+      L.push(`| ${shape} | skipped: ${rec.skipped} | | | | | | | | | |`);
+      continue;
+    }
+    if (rec.error) L.push(`| ${shape} | failed: ${rec.error.split('\n')[0]} | | | | | | | | | |`);
+    for (const { key, name, ms } of rec.servers) {
+      const f = fig[key];
+      if (!f) continue;
+      const thr = `${fmtInt(f.msgsPerSec)}${f.clean ? '' : ` (${fmtInt(f.errors)} errors, ${fmtInt(f.unacked)} unACKed)`}`;
+      const cpu = ms
+        ? `${f.cpuPerMsgUs.toFixed(1)} us${f.natsCpuPerMsgUs !== undefined ? ` + ${f.natsCpuPerMsgUs.toFixed(1)} us` : ''} ` +
+          `(${f.cpuCores.toFixed(2)}${f.natsCpuCores !== undefined ? ` + ${f.natsCpuCores.toFixed(2)}` : ''})`
+        : '-';
+      const js = f.js ? `${fmtInt(f.js.acked)} (${fmtInt(f.js.duplicates)} / ${fmtInt(f.js.failed)} / ${fmtInt(f.js.timeouts)})` : '-';
+      const vs = (other, node) => (ms ? fmtRatio(row, ratio(row, f, other), node) : '-');
+      L.push(
+        `| ${shape} | ${name} | ${thr} | ${f.wireMBPerSec.toFixed(1)} | ${fmtUs(f.p50)} | ${fmtUs(f.p99)} | ` +
+          `${ms && key !== 'a' ? fmtVsWritten(row, f, fig.a) : '-'} | ${key === 'ceil' ? '-' : fig.ceil ? vs(fig.ceil, false) : 'n/a'} | ` +
+          `${key === 'node' ? '-' : fig.node ? vs(fig.node, true) : 'n/a'} | ${cpu} | ${js} |`,
+      );
+    }
+  }
+  return L;
 }
 
 function summaryTable(recs) {
@@ -497,21 +729,59 @@ function render({ rows, m, loadBefore, loadAfter, secs }) {
     '- Ratios: throughput rows give msgserver / other (higher is better for msgserver); latency and burst rows give msgserver\'s p50 or time / the other\'s (lower is better). ' +
       'MB/s counts wire bytes sent by the clients (MB = 10^6 bytes). Servers and msgbench run with `ulimit -n 65536`; the burst rows pass `--max-connections 20000`.',
   );
+  if (rows.some((r) => r.row.group)) {
+    L.push(
+      '- The JetStream rows (issue 9) run several msgserver configurations side by side in the same row, runs interleaved with each other (and with the C ceiling and Node baseline where listed; --quick runs neither beside them, nor the 100 B row): ' +
+        Object.values(JS_VARIANTS)
+          .map((v) => `**${v.label}**`)
+          .join(', ') +
+        '. The bench starts its own nats-server processes (bench/nats.js; JetStream file store in a temp dir; ready when every node\'s /healthz is 200 and, for the cluster, all nodes name one meta leader): one node for R1, a 3-node cluster on loopback for R3, both on this machine. ' +
+        'Every configuration gets a fresh stream (created by msgserver, `createStream`, file storage), each msgbench run its own client ids (so no Nats-Msg-Id repeats within the duplicate window), and 20 messages go through each sink before the runs.',
+    );
+  }
   L.push('');
-  L.push('## Summary', '');
-  L.push(...summaryTable(rows), '');
+  const plain = rows.filter((r) => !r.row.group);
+  const grouped = rows.filter((r) => r.row.group);
+  if (plain.length) L.push('## Summary', '', ...summaryTable(plain), '');
+  if (grouped.length) {
+    L.push('## JetStream sink (issue 9)', '');
+    L.push(
+      '- **vs (a) written**: the same shape measured in the same row with the file-only configuration; this is the cost of the JetStream sink. ' +
+        '**vs C ceiling**: the ceiling parses and ACKs and stores nothing (no file, no JetStream), so for (b)-(e) the ratio is the share of a do-nothing server\'s rate that is left once every message also goes through nats-server (on the same 2 cores), not an efficiency figure of msgserver alone. ' +
+        '**vs Node baseline**: the baseline writes a file and ACKs after the write (written), so for (c)-(e) it compares a replicated ACK with a file ACK. ' +
+        'Latency rows give p50/p99 multiples (lower is better).',
+      '- **CPU per message**: user + system CPU time of the msgserver process (all threads) and of the nats-server process(es) it publishes to, per message ACKed OK, during the runs; in brackets the cores they kept busy. The load generator (msgbench) is not counted. ' +
+        'JetStream acks are those counted by the end of each run: for (b), which does not wait for them, some land after it.',
+      '- What an ACK promises: (a)/(b) written = in the file (page cache; (b) publishes after the write and does not wait); (c) replicated R1 = in the file and stored by the stream on one nats-server; ' +
+        '(d) replicated R3 = in the file and stored by a majority (2 of 3) of the stream\'s replicas; (e) = stored by the stream only, no local file. nats-server acknowledges from its file store without fsync (it syncs every 2 min by default).',
+      '',
+    );
+    L.push(...jetstreamTable(grouped), '');
+  }
   L.push('## Rows', '');
   for (const rec of rows) {
     const { row, fig } = rec;
     L.push(`### ${row.title}`, '');
+    if (rec.skipped) {
+      L.push(`Skipped: ${rec.skipped}`, '');
+      continue;
+    }
+    const list = rec.servers.length || row.group
+      ? rec.servers
+      : [
+          { key: 'ms', name: 'msgserver', ms: true },
+          { key: 'ceil', name: SERVER_NAMES.ceil },
+          { key: 'node', name: SERVER_NAMES.node },
+        ];
     L.push('Commands (`<port>` is the server\'s):', '', '```');
-    for (const [k, name] of [['ms', 'msgserver'], ['ceil', 'ceiling'], ['node', 'node baseline']]) {
+    for (const { key: k, name } of list) {
       if (!rec.cmds[k]) continue;
-      L.push(`# ${name} (load threads ${rec.threads[k] ?? '?'})`, rec.cmds[k], rec.cmds[`bench-${k}`] ?? '');
+      const cmdName = k === 'ceil' ? 'ceiling' : k === 'node' ? 'node baseline' : name;
+      L.push(`# ${cmdName} (load threads ${rec.threads[k] ?? '?'})`, rec.cmds[k], rec.cmds[`bench-${k}`] ?? '');
     }
     L.push('```', '');
     L.push('| server | msgs/s | MB/s | p50 | p99 | p99.9 | max | elapsed | errors | per run (msgs/s, or p50 / time) |', '|---|---|---|---|---|---|---|---|---|---|');
-    for (const [k, name] of [['ms', 'msgserver'], ['ceil', 'C ceiling'], ['node', 'Node baseline']]) {
+    for (const { key: k, name } of list) {
       const f = fig[k];
       if (!f) {
         L.push(`| ${name} | n/a | | | | | | | | |`);
@@ -526,6 +796,19 @@ function render({ rows, m, loadBefore, loadAfter, secs }) {
       );
     }
     L.push('');
+    if (row.group) {
+      for (const { key: k, name, ms: isMs } of list) {
+        const f = fig[k];
+        if (!isMs || !f) continue;
+        const notes = [`${name}: wrote ${fmtInt(f.written)} records to its file for ${fmtInt(f.expected)} messages ACKed OK`];
+        if (f.js) notes.push(`JetStream: ${fmtInt(f.js.published)} published, ${fmtInt(f.js.acked)} acknowledged (${fmtInt(f.js.duplicates)} duplicates), ${fmtInt(f.js.failed)} refused, ${fmtInt(f.js.timeouts)} timed out, ${fmtInt(f.js.unavailable)} not published`);
+        notes.push(`CPU ${f.cpuPerMsgUs.toFixed(1)} us/msg msgserver${f.natsCpuPerMsgUs !== undefined ? `, ${f.natsCpuPerMsgUs.toFixed(1)} us/msg nats-server` : ''}`);
+        const rss = f.runs.map((r) => r.server && r.server.rssBytes).filter(Boolean);
+        if (rss.length) notes.push(`RSS after the runs ${(Math.max(...rss) / 1048576).toFixed(0)} MiB`);
+        L.push(`- ${notes.join('; ')}.`);
+      }
+      L.push('');
+    }
     const ms = fig.ms;
     if (ms) {
       const notes = [`vs ceiling ${fmtRatio(row, ratio(row, ms, fig.ceil), false)}`, `vs Node ${fmtRatio(row, ratio(row, ms, fig.node), true)}`];
@@ -537,7 +820,8 @@ function render({ rows, m, loadBefore, loadAfter, secs }) {
       for (const [t, ok] of rec.targets || []) L.push(`- target ${t}: ${ok ? 'met' : '**not met**'}`);
       if ((rec.targets || []).length) L.push('');
     }
-    const samples = ['ms', 'ceil', 'node'].flatMap((k) => (fig[k] ? fig[k].runs : []).flatMap((r) => (r.result ? r.result.errorSamples : [r.error]))).slice(0, 5);
+    const samples = list.flatMap(({ key: k }) => (fig[k] ? fig[k].runs : []).flatMap((r) => (r.result ? r.result.errorSamples : [r.error]))).slice(0, 5);
+    if (rec.error) samples.unshift(rec.error);
     if (samples.length) L.push('Errors seen:', '', ...samples.map((s) => `- ${s}`), '');
   }
   return L.join('\n') + '\n';

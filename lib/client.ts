@@ -82,6 +82,14 @@ export interface ClientOptions {
   endpoints?: readonly Endpoint[];
   /** u32 sent in HELLO and stored with every message; default random. */
   clientId?: number;
+  /**
+   * The msgId given to the first message sent without one; later ones count
+   * up from it. Default: the time in milliseconds x 1,000,000, so a client
+   * restarted with the same clientId does not reuse the ids of its last run
+   * (JetStream's duplicate window keys on `<clientId>-<msgId>`: a reused id
+   * within it would be dropped as a duplicate, see docs/scale-out.md).
+   */
+  firstMsgId?: bigint | number;
   /** Most messages written but not yet acknowledged (on the wire); default 1024. */
   window?: number;
   /** Most messages held by the client beyond a full window before send() parks; default 10000. */
@@ -274,6 +282,20 @@ function checkU32(what: string, v: number): void {
   }
 }
 
+let lastFirstMsgId = 0n;
+
+/**
+ * Milliseconds x 1,000,000: a client would have to send a billion messages a
+ * second to reach the ids of a client started a second later. Within one
+ * process each client also starts at least a million past the previous one
+ * (two clients created in the same millisecond).
+ */
+function defaultFirstMsgId(): bigint {
+  const now = BigInt(Date.now()) * 1_000_000n;
+  lastFirstMsgId = now > lastFirstMsgId + 1_000_000n ? now : lastFirstMsgId + 1_000_000n;
+  return lastFirstMsgId;
+}
+
 function toMsgId(v: bigint | number): bigint {
   if (typeof v === 'number' && !Number.isSafeInteger(v)) {
     throw new RangeError(`msgId must be a safe integer or a bigint, got ${v}`);
@@ -344,7 +366,7 @@ export class MessageClient extends EventEmitter<ClientEvents> {
   private unflushed = 0;
   private outChunks: Buffer[] = [];
   private flushScheduled = false;
-  private nextMsgId = 1n;
+  private nextMsgId: bigint;
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
   private attempt = 0;
@@ -400,6 +422,7 @@ export class MessageClient extends EventEmitter<ClientEvents> {
     const rc = opts.reconnect;
     this.reconnectCfg = rc === undefined || rc === false ? null : { ...DEFAULT_RECONNECT, ...(rc === true ? {} : stripUndefined(rc)) };
     this.resendOn = opts.resend === true;
+    this.nextMsgId = opts.firstMsgId !== undefined ? toMsgId(opts.firstMsgId) : defaultFirstMsgId();
   }
 
   /**
@@ -956,6 +979,13 @@ function validateOptions(opts: ClientOptions): void {
   if (opts === null || typeof opts !== 'object') throw new TypeError('MessageClient.connect needs an options object');
   validateEndpoints(opts);
   if (opts.clientId !== undefined) checkU32('clientId', opts.clientId);
+  if (opts.firstMsgId !== undefined) {
+    try {
+      toMsgId(opts.firstMsgId);
+    } catch (err) {
+      throw new RangeError(`firstMsgId: ${(err as Error).message}`);
+    }
+  }
   if (opts.window !== undefined && (!Number.isInteger(opts.window) || opts.window < 1)) {
     throw new RangeError(`window must be a positive integer, got ${String(opts.window)}`);
   }

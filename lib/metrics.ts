@@ -45,6 +45,14 @@ const COUNTERS: readonly Scalar[] = [
   { name: 'hook_delivered_messages_total', help: 'Messages delivered to onMessages hooks.', read: (s) => s.hookDelivered },
   { name: 'hook_dropped_messages_total', help: "Messages the onMessages hooks did not see (policy 'drop', hook buffer full).", read: (s) => s.hookDropped },
   { name: 'hook_blocked_total', help: "Times the writer waited for slow hooks (policy 'block').", read: (s) => s.hookBlocked },
+  // The JetStream sink (0 without a jetstream section).
+  { name: 'jetstream_published_total', help: 'Messages published to JetStream.', read: (s) => s.jetstream?.published ?? 0 },
+  { name: 'jetstream_acked_total', help: 'JetStream publish acknowledgements (duplicates included).', read: (s) => s.jetstream?.acked ?? 0 },
+  { name: 'jetstream_duplicates_total', help: "Publishes JetStream's duplicate window dropped (a resend already stored).", read: (s) => s.jetstream?.duplicates ?? 0 },
+  { name: 'jetstream_failed_total', help: 'Publishes JetStream refused (no stream, no quorum, ...).', read: (s) => s.jetstream?.failed ?? 0 },
+  { name: 'jetstream_timeouts_total', help: 'Publishes not acknowledged within jetstream.ackTimeoutMs.', read: (s) => s.jetstream?.timeouts ?? 0 },
+  { name: 'jetstream_unavailable_total', help: 'Messages not published: NATS unreachable or the stream missing.', read: (s) => s.jetstream?.unavailable ?? 0 },
+  { name: 'jetstream_reconnects_total', help: 'Reconnections to the NATS cluster.', read: (s) => s.jetstream?.reconnects ?? 0 },
 ];
 
 const GAUGES: readonly Scalar[] = [
@@ -52,6 +60,7 @@ const GAUGES: readonly Scalar[] = [
   { name: 'queue_bytes', help: 'Bytes of messages queued for the writer.', read: (s) => s.queueBytes },
   { name: 'queue_batches', help: 'Batches queued for the writer.', read: (s) => s.queueBatches },
   { name: 'last_seq', help: 'Sequence number of the last record written (0 = none).', read: (s) => s.lastSeq },
+  { name: 'jetstream_connected', help: '1 while the JetStream sink is connected to NATS (0 when not, or without jetstream).', read: (s) => (s.jetstream?.connected ? 1 : 0) },
 ];
 
 type ThreadStats = ServerStats['threads'][number];

@@ -327,6 +327,12 @@ void FileWriter::run() {
 #endif
       break;
     }
+    // The flushes above may have published: sleep no longer than the oldest
+    // publish may wait for its acknowledgement.
+    if (js_) {
+      int left = reap_jetstream(monotonic_ms());
+      if (left >= 0) timeout = timeout < 0 ? left : std::min(timeout, left);
+    }
     notifier_.prepare_sleep();
     // Re-check after arming: work (or an acknowledgement) published before
     // prepare_sleep() did not signal.
@@ -448,7 +454,8 @@ void FileWriter::settle_spans(bool stored) {
   uint8_t status = stored ? wire::kAckOk : wire::kAckWriteFailed;
 #if MSGS_HAVE_NATS
   bool replicated = engine_.config().ack_mode == AckMode::kReplicated;
-  bool publish = js_ && stored && js_->ready(monotonic_ms());
+  uint64_t now_ms = monotonic_ms();
+  bool publish = js_ && stored && js_->ready(now_ms, replicated);
   uint64_t seq = seq_ - buf_msgs_;  // the records' sequence numbers, in span order
 #endif
   for (const Span& s : spans_) {
@@ -459,7 +466,7 @@ void FileWriter::settle_spans(bool stored) {
       if (js_ && stored) {
         ++seq;
         if (publish) {
-          js_->publish(s.batch, i, seq, replicated);
+          js_->publish(s.batch, i, seq, replicated, now_ms);
           if (replicated) continue;  // its acknowledgement decides
         } else {
           js_->stats.unavailable.add();

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
 
 #include "batch.h"
 #include "codec.h"
@@ -21,7 +22,6 @@ namespace {
 
 constexpr uint64_t kLogEveryMs = 5000;     // a dead cluster fails every batch: log once per interval
 constexpr uint64_t kStreamCheckEveryMs = 1000;
-constexpr int64_t kCloseWaitMs = 2000;
 
 size_t ring_size(uint32_t max_pending) {
   size_t n = 1;
@@ -55,8 +55,24 @@ bool duplicate(const char* data, int len) {
 
 }  // namespace
 
+// A callback's stay inside the gate: sink() is null once close() has begun.
+class JetStreamSink::Entered {
+ public:
+  explicit Entered(void* closure) : gate_(static_cast<Gate*>(closure)) {
+    gate_->active.fetch_add(1, std::memory_order_seq_cst);  // seq_cst: see Gate
+    sink_ = gate_->sink.load(std::memory_order_seq_cst);
+  }
+  // release: everything the callback did happens before close() sees active == 0.
+  ~Entered() { gate_->active.fetch_sub(1, std::memory_order_release); }
+  JetStreamSink* sink() const { return sink_; }
+
+ private:
+  Gate* gate_;
+  JetStreamSink* sink_;
+};
+
 JetStreamSink::JetStreamSink(Engine& engine, Notifier& writer_wake)
-    : engine_(engine), wake_(writer_wake), cfg_(engine.config().jetstream) {}
+    : engine_(engine), wake_(writer_wake), cfg_(engine.config().jetstream), gate_(new Gate(this)) {}
 
 JetStreamSink::~JetStreamSink() { close(); }
 
@@ -66,6 +82,7 @@ void JetStreamSink::open() {
   if (!api_) throw std::runtime_error(why);
   const NatsApi& n = *api_;
   ring_ = std::vector<Slot>(ring_size(cfg_.max_pending));
+  dedupe_ = engine_.config().protocol != Protocol::kLegacy;
   mask_ = ring_.size() - 1;
 
   auto check = [&](natsStatus s, const char* what) {
@@ -82,12 +99,11 @@ void JetStreamSink::open() {
   // A node that vanished without closing the socket is noticed in ~10 s.
   n.natsOptions_SetPingInterval(opts_, 5000);
   n.natsOptions_SetMaxPingsOut(opts_, 2);
-  n.natsOptions_SetDisconnectedCB(opts_, on_disconnected, this);
-  n.natsOptions_SetReconnectedCB(opts_, on_reconnected, this);
-  n.natsOptions_SetClosedCB(opts_, on_closed, this);
-  n.natsOptions_SetErrorHandler(opts_, on_error, this);
+  n.natsOptions_SetDisconnectedCB(opts_, on_disconnected, gate_);
+  n.natsOptions_SetReconnectedCB(opts_, on_reconnected, gate_);
+  n.natsOptions_SetErrorHandler(opts_, on_error, gate_);
   // Connect in the background when the cluster is down at start.
-  n.natsOptions_SetRetryOnFailedConnect(opts_, true, on_connected, this);
+  n.natsOptions_SetRetryOnFailedConnect(opts_, true, on_connected, gate_);
 
   check(n.natsInbox_Create(&inbox_), "cannot create an inbox");
   reply_prefix_ = std::string(inbox_) + ".";
@@ -102,7 +118,7 @@ void JetStreamSink::open() {
     engine_.log("warn", "jetstream: no NATS server reachable yet; retrying in the background "
                         "(messages are answered REPLICATION_FAILED or kept in the file meanwhile)");
   }
-  check(n.natsConnection_Subscribe(&sub_, nc_, (reply_prefix_ + "*").c_str(), on_ack, this),
+  check(n.natsConnection_Subscribe(&sub_, nc_, (reply_prefix_ + "*").c_str(), on_ack, gate_),
         "cannot subscribe to publish acknowledgements");
   // Never drop an acknowledgement: the ring already bounds how many can come.
   n.natsSubscription_SetPendingLimits(sub_, static_cast<int>(ring_.size()) * 2, 1 << 30);
@@ -110,13 +126,25 @@ void JetStreamSink::open() {
   n.jsOptions_Init(&jo);
   jo.Wait = std::min<int64_t>(cfg_.ack_timeout_ms, 2000);  // stream look-ups block the writer
   check(n.natsConnection_JetStream(&js_, nc_, &jo), "cannot create a JetStream context");
+  // The first look-up runs here, before the server takes messages, so the
+  // first batches find the stream ready; later ones run on the checker thread.
+  if (connected_.load(std::memory_order_relaxed)) {
+    stream_state_.store(ensure_stream() ? kStreamOk : kStreamUnknown, std::memory_order_relaxed);
+    next_stream_check_ms_ = monotonic_ms() + kStreamCheckEveryMs;
+  }
 }
 
 // ---- libnats threads ----------------------------------------------------------
 
 void JetStreamSink::on_ack(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
-  auto* self = static_cast<JetStreamSink*>(closure);
-  const NatsApi& n = *self->api_;
+  Entered in(closure);
+  JetStreamSink* self = in.sink();
+  const NatsApi* api = load_nats(nullptr);  // the same table; loaded before any callback exists
+  if (!self) {
+    api->natsMsg_Destroy(msg);
+    return;
+  }
+  const NatsApi& n = *api;
   const char* subj = n.natsMsg_GetSubject(msg);
   const char* dot = strrchr(subj, '.');
   uint64_t id = 0;
@@ -142,8 +170,8 @@ void JetStreamSink::on_ack(natsConnection*, natsSubscription*, natsMsg* msg, voi
 void JetStreamSink::ack(uint64_t n, Outcome outcome) {
   Slot& s = ring_[n & mask_];
   uint64_t expect = n << 8;
-  // acq_rel: acquire the writer's publish of this slot; release our outcome to
-  // its reap(). Fails harmlessly for a publish that already timed out.
+  // acq_rel: release our outcome to the writer's reap(). Fails harmlessly for
+  // a publish that already timed out (its slot holds an outcome or a newer n).
   if (!s.state.compare_exchange_strong(expect, expect | outcome, std::memory_order_acq_rel)) return;
   if (outcome == kStored || outcome == kDuplicate) {
     stats.acked.add();
@@ -157,52 +185,46 @@ void JetStreamSink::ack(uint64_t n, Outcome outcome) {
 }
 
 void JetStreamSink::on_connected(natsConnection* nc, void* closure) {
-  auto* self = static_cast<JetStreamSink*>(closure);
+  Entered in(closure);
+  JetStreamSink* self = in.sink();
+  if (!self) return;
   // release: the writer that sees connected also sees the connection set up.
   self->connected_.store(true, std::memory_order_release);
   self->stats.connected.v.store(1, std::memory_order_relaxed);
-  if (!self->closing_.load(std::memory_order_relaxed)) {
-    self->engine_.log("info", "jetstream: connected to " + self->connected_url());
-  }
+  self->engine_.log("info", "jetstream: connected to " + self->connected_url(nc));
   self->wake_.notify();
 }
 
 void JetStreamSink::on_disconnected(natsConnection*, void* closure) {
-  auto* self = static_cast<JetStreamSink*>(closure);
+  Entered in(closure);
+  JetStreamSink* self = in.sink();
+  if (!self) return;
   self->connected_.store(false, std::memory_order_release);
   self->stats.connected.v.store(0, std::memory_order_relaxed);
-  if (!self->closing_.load(std::memory_order_relaxed)) {
-    self->engine_.log("warn", "jetstream: disconnected from NATS; reconnecting");
-  }
+  self->engine_.log("warn", "jetstream: disconnected from NATS; reconnecting");
 }
 
-void JetStreamSink::on_reconnected(natsConnection*, void* closure) {
-  auto* self = static_cast<JetStreamSink*>(closure);
+void JetStreamSink::on_reconnected(natsConnection* nc, void* closure) {
+  Entered in(closure);
+  JetStreamSink* self = in.sink();
+  if (!self) return;
   self->stats.reconnects.add();
   self->connected_.store(true, std::memory_order_release);
   self->stats.connected.v.store(1, std::memory_order_relaxed);
-  if (!self->closing_.load(std::memory_order_relaxed)) {
-    self->engine_.log("info", "jetstream: reconnected to " + self->connected_url());
-  }
+  self->engine_.log("info", "jetstream: reconnected to " + self->connected_url(nc));
   self->wake_.notify();
 }
 
-void JetStreamSink::on_closed(natsConnection*, void* closure) {
-  auto* self = static_cast<JetStreamSink*>(closure);
-  std::lock_guard<std::mutex> lock(self->closed_mu_);
-  self->closed_ = true;
-  self->closed_cv_.notify_all();
-}
-
 void JetStreamSink::on_error(natsConnection*, natsSubscription*, natsStatus err, void* closure) {
-  auto* self = static_cast<JetStreamSink*>(closure);
-  if (self->closing_.load(std::memory_order_relaxed)) return;
+  Entered in(closure);
+  JetStreamSink* self = in.sink();
+  if (!self) return;
   self->engine_.log("warn", std::string("jetstream: ") + self->api_->natsStatus_GetText(err));
 }
 
-std::string JetStreamSink::connected_url() {
+std::string JetStreamSink::connected_url(natsConnection* nc) {
   char url[256] = {0};
-  if (api_->natsConnection_GetConnectedUrl(nc_, url, sizeof url) != NATS_OK || url[0] == 0) return "NATS";
+  if (api_->natsConnection_GetConnectedUrl(nc, url, sizeof url) != NATS_OK || url[0] == 0) return "NATS";
   return url;
 }
 
@@ -214,22 +236,46 @@ void JetStreamSink::log_unavailable(uint64_t now_ms, const std::string& why) {
   engine_.log("error", "jetstream: " + why + "; messages are not published until it is back");
 }
 
-bool JetStreamSink::ready(uint64_t now_ms) {
+bool JetStreamSink::ready(uint64_t now_ms, bool wait) {
   // acquire: pairs with the connection callbacks' release.
   if (!connected_.load(std::memory_order_acquire)) {
     log_unavailable(now_ms, "not connected to any of " + std::to_string(cfg_.servers.size()) + " NATS server(s)");
     return false;
   }
-  if (stream_missing_.exchange(false, std::memory_order_relaxed)) stream_ok_ = false;
-  if (stream_ok_) return true;
-  if (now_ms < next_stream_check_ms_) return false;
-  next_stream_check_ms_ = now_ms + kStreamCheckEveryMs;
-  stream_ok_ = ensure_stream();
-  return stream_ok_;
+  if (stream_missing_.exchange(false, std::memory_order_relaxed)) {
+    int ok = kStreamOk;
+    stream_state_.compare_exchange_strong(ok, kStreamUnknown, std::memory_order_relaxed);
+  }
+  // acquire: pairs with the checker's release of its result.
+  int state = stream_state_.load(std::memory_order_acquire);
+  if (state == kStreamOk) return true;
+  if (state == kStreamUnknown && now_ms >= next_stream_check_ms_) {
+    next_stream_check_ms_ = now_ms + kStreamCheckEveryMs;
+    if (checker_.joinable()) checker_.join();  // finished: its state is not kStreamChecking
+    stream_state_.store(kStreamChecking, std::memory_order_relaxed);
+    state = kStreamChecking;
+    checker_ = std::thread([this] { check_stream(); });
+  }
+  if (state == kStreamChecking && wait) {
+    // In 'replicated' mode nothing can be ACKed without the stream: wait for
+    // the look-up (at most its 2 s) rather than fail what it may find ready.
+    checker_.join();
+    return stream_state_.load(std::memory_order_acquire) == kStreamOk;
+  }
+  return false;
 }
 
-// Looks the stream up, creating it when allowed. Blocks for at most the
-// context's wait (2 s) per request, and runs at most once a second.
+// The checker thread: one look-up, then the result for the writer.
+void JetStreamSink::check_stream() {
+  bool ok = ensure_stream();
+  // release: the writer that sees kStreamOk publishes after a successful look-up.
+  stream_state_.store(ok ? kStreamOk : kStreamUnknown, std::memory_order_release);
+  if (ok) wake_.notify();
+}
+
+// The checker thread: looks the stream up, creating it when allowed. Each
+// request waits at most the context's 2 s. Logs at most once per interval
+// (its own clock: the writer's log_unavailable() is the writer's alone).
 bool JetStreamSink::ensure_stream() {
   const NatsApi& n = *api_;
   jsStreamInfo* si = nullptr;
@@ -239,15 +285,19 @@ bool JetStreamSink::ensure_stream() {
     n.jsStreamInfo_Destroy(si);
     return true;
   }
-  uint64_t now = monotonic_ms();
-  if (jerr != JSStreamNotFoundErr && s != NATS_NOT_FOUND) {
-    log_unavailable(now, "cannot look up stream " + cfg_.stream + ": " + n.natsStatus_GetText(s) +
-                             (jerr ? " (JetStream error " + std::to_string(jerr) + ")" : ""));
+  auto fail = [this](const std::string& why) {
+    uint64_t now = monotonic_ms();
+    if (last_checker_log_ms_ != 0 && now - last_checker_log_ms_ < kLogEveryMs) return false;
+    last_checker_log_ms_ = now;
+    engine_.log("error", "jetstream: " + why + "; messages are not published until it is back");
     return false;
+  };
+  if (jerr != JSStreamNotFoundErr && s != NATS_NOT_FOUND) {
+    return fail("cannot look up stream " + cfg_.stream + ": " + n.natsStatus_GetText(s) +
+                (jerr ? " (JetStream error " + std::to_string(jerr) + ")" : ""));
   }
   if (!cfg_.create_stream) {
-    log_unavailable(now, "stream " + cfg_.stream + " does not exist (jetstream.createStream is false)");
-    return false;
+    return fail("stream " + cfg_.stream + " does not exist (jetstream.createStream is false)");
   }
   std::string subjects = cfg_.subject_prefix + ".>";
   const char* subj[] = {subjects.c_str()};
@@ -260,9 +310,8 @@ bool JetStreamSink::ensure_stream() {
   sc.Storage = js_FileStorage;
   s = n.js_AddStream(&si, js_, &sc, nullptr, &jerr);
   if (s != NATS_OK) {
-    log_unavailable(now, "cannot create stream " + cfg_.stream + ": " + n.natsStatus_GetText(s) +
-                             (jerr ? " (JetStream error " + std::to_string(jerr) + ")" : ""));
-    return false;
+    return fail("cannot create stream " + cfg_.stream + ": " + n.natsStatus_GetText(s) +
+                (jerr ? " (JetStream error " + std::to_string(jerr) + ")" : ""));
   }
   n.jsStreamInfo_Destroy(si);
   engine_.log("info", "jetstream: created stream " + cfg_.stream + " (subjects " + subjects + ", replicas " +
@@ -270,8 +319,10 @@ bool JetStreamSink::ensure_stream() {
   return true;
 }
 
-void JetStreamSink::publish(Batch* b, uint32_t i, uint64_t seq, bool decides) {
+void JetStreamSink::publish(Batch* b, uint32_t i, uint64_t seq, bool decides, uint64_t now_ms) {
   const NatsApi& n = *api_;
+  // A cluster slower than the file slows the writer down (back-pressure)
+  // rather than leaving holes in the stream, in every ACK mode.
   while (tail_ - head_ >= ring_.size()) wait_for_room();
   const MsgRef& m = b->msgs[i];
   size_t size = record::record_size(m.name_len, m.payload_len);
@@ -292,8 +343,9 @@ void JetStreamSink::publish(Batch* b, uint32_t i, uint64_t seq, bool decides) {
   Slot& s = ring_[id & mask_];
   s.batch = decides ? b : nullptr;
   s.index = i;
-  s.deadline_ms = monotonic_ms() + cfg_.ack_timeout_ms;
-  // release: the slot's fields are set before the ack thread can match it.
+  s.deadline_ms = now_ms + cfg_.ack_timeout_ms;
+  // relaxed would do for the ack thread (it reads only `state`); release keeps
+  // the new publish number ordered after the writer's last reap of this slot.
   s.state.store(id << 8, std::memory_order_release);
   tail_++;
   if (decides) b->awaiting++;
@@ -301,7 +353,9 @@ void JetStreamSink::publish(Batch* b, uint32_t i, uint64_t seq, bool decides) {
   natsMsg* msg = nullptr;
   natsStatus st = n.natsMsg_Create(&msg, subject_.c_str(), reply_.c_str(), reinterpret_cast<const char*>(record_.data()),
                                    static_cast<int>(size));
-  if (st == NATS_OK) st = n.natsMsgHeader_Set(msg, "Nats-Msg-Id", msg_id_.c_str());
+  // Legacy clients number their messages from 1 on every run: a dedupe key
+  // would drop a new run's messages as duplicates of the last run's.
+  if (st == NATS_OK && dedupe_) st = n.natsMsgHeader_Set(msg, "Nats-Msg-Id", msg_id_.c_str());
   if (st == NATS_OK) st = n.natsConnection_PublishMsg(nc_, msg);
   if (msg) n.natsMsg_Destroy(msg);
   if (st == NATS_OK) {
@@ -312,7 +366,7 @@ void JetStreamSink::publish(Batch* b, uint32_t i, uint64_t seq, bool decides) {
   uint64_t expect = id << 8;
   s.state.compare_exchange_strong(expect, expect | kRefused, std::memory_order_acq_rel);
   stats.unavailable.add();
-  log_unavailable(monotonic_ms(), std::string("cannot publish a ") + std::to_string(size) + "-byte record: " +
+  log_unavailable(now_ms, std::string("cannot publish a ") + std::to_string(size) + "-byte record: " +
                                       n.natsStatus_GetText(st));
 }
 
@@ -356,8 +410,9 @@ int JetStreamSink::reap(uint64_t now_ms) {
 
 bool JetStreamSink::head_settled() const {
   if (head_ == tail_) return false;
-  // acquire: pairs with ack()'s release of the outcome.
-  return (ring_[head_ & mask_].state.load(std::memory_order_acquire) & 0xff) != kNone;
+  // seq_cst: this is the re-check after Notifier::prepare_sleep()'s seq_cst
+  // store; an acquire load could be ordered before it and miss a wake-up.
+  return (ring_[head_ & mask_].state.load(std::memory_order_seq_cst) & 0xff) != kNone;
 }
 
 void JetStreamSink::wait_for_room() {
@@ -375,34 +430,31 @@ void JetStreamSink::wait_for_room() {
 void JetStreamSink::close() {
   if (!api_) return;
   const NatsApi& n = *api_;
-  // Settle what is in flight (each publish times out at the latest).
+  if (checker_.joinable()) checker_.join();  // bounded by the context's 2 s wait
+  // The service threads have exited: no ACK waits any more. What has no
+  // outcome yet is settled as timed out (it may still be stored).
+  reap(monotonic_ms());
   while (!idle()) {
-    int timeout = reap(monotonic_ms());
-    if (idle()) break;
-    wake_.prepare_sleep();
-    if (head_settled()) {
-      wake_.cancel_sleep();
-      continue;
-    }
-    wake_.wait(timeout);
-  }
-  closing_.store(true, std::memory_order_relaxed);
-  if (sub_) {
-    // Drain: once complete, on_ack is never running or called again.
-    if (n.natsSubscription_Drain(sub_) == NATS_OK) {
-      n.natsSubscription_WaitForDrainCompletion(sub_, kCloseWaitMs);
+    Slot& s = ring_[head_ & mask_];
+    uint64_t expect = head_ << 8;
+    uint8_t out = kTimedOut;
+    if (s.state.compare_exchange_strong(expect, expect | kTimedOut, std::memory_order_acq_rel)) {
+      stats.timeouts.add();
     } else {
-      n.natsSubscription_Unsubscribe(sub_);
+      out = static_cast<uint8_t>(expect & 0xff);
     }
+    settle(s, out);
+    head_++;
   }
+  // Late acknowledgements are not wanted: every slot is settled.
+  if (sub_) n.natsSubscription_Unsubscribe(sub_);
+  // From here on every callback returns at once; wait out any still inside.
+  gate_->sink.store(nullptr, std::memory_order_seq_cst);  // seq_cst: see Gate
+  // acquire: pairs with Entered's release, so the callbacks' writes are done.
+  while (gate_->active.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   if (js_) n.jsCtx_Destroy(js_);
   js_ = nullptr;
-  if (nc_) {
-    n.natsConnection_Close(nc_);
-    // The closed callback is libnats's last call into this object.
-    std::unique_lock<std::mutex> lock(closed_mu_);
-    closed_cv_.wait_for(lock, std::chrono::milliseconds(kCloseWaitMs), [this] { return closed_; });
-  }
+  if (nc_) n.natsConnection_Close(nc_);
   if (sub_) n.natsSubscription_Destroy(sub_);
   sub_ = nullptr;
   if (nc_) n.natsConnection_Destroy(nc_);

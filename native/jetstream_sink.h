@@ -6,10 +6,9 @@
 // out the ones that never come. No JS runs on this path.
 #pragma once
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "config.h"
@@ -38,20 +37,23 @@ class JetStreamSink {
   void open();
 
   // --- writer thread ---
-  // Connected, and the stream exists (created here when createStream).
-  bool ready(uint64_t now_ms);
+  // Connected, and the stream exists (created when createStream). The look-up
+  // runs on a checker thread; with `wait` (ackMode 'replicated') the writer
+  // waits for a look-up in progress instead of answering without the stream.
+  bool ready(uint64_t now_ms, bool wait);
   // Publishes message i of b as record `seq`. With `decides`, the message's
   // status is left pending and set when the acknowledgement arrives (or
-  // times out), and b->awaiting counts it; otherwise its status is already
-  // final and the outcome is only counted. Blocks while the ring is full.
-  void publish(Batch* b, uint32_t i, uint64_t seq, bool decides);
+  // times out), and b->awaiting counts it. Otherwise its status is already
+  // final and the outcome is only counted. A full ring makes the writer wait in both cases.
+  void publish(Batch* b, uint32_t i, uint64_t seq, bool decides, uint64_t now_ms);
   // Applies the acknowledgements that arrived and the timeouts that passed.
   // Returns ms until the oldest publish times out, or -1 with none in flight.
   int reap(uint64_t now_ms);
   bool idle() const { return head_ == tail_; }
   // The oldest publish in flight has its outcome: reap() has work.
   bool head_settled() const;
-  // Waits (bounded by ackTimeoutMs) for every publish to settle, then closes.
+  // Settles what is in flight (what has no outcome yet counts as timed out:
+  // the service threads are gone, no ACK waits for it) and closes.
   void close();
 
   JetStreamStats stats;
@@ -67,18 +69,31 @@ class JetStreamSink {
   };
   enum Outcome : uint8_t { kNone = 0, kStored = 1, kDuplicate = 2, kRefused = 3, kNoStream = 4, kTimedOut = 5 };
 
+  // What libnats's callbacks get as their closure. libnats offers no point
+  // after which it will not call back any more, so the sink is reached only
+  // through this gate: close() clears `sink` and waits until no callback is
+  // inside, and the gate itself (16 bytes) is never freed.
+  struct Gate {
+    // seq_cst (both): a callback raises `active` then reads `sink`; close()
+    // clears `sink` then reads `active`. One of them sees the other.
+    std::atomic<JetStreamSink*> sink;
+    std::atomic<int> active{0};
+    explicit Gate(JetStreamSink* s) : sink(s) {}
+  };
+  class Entered;  // a callback's stay inside the gate
+
   static void on_ack(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
   static void on_disconnected(natsConnection* nc, void* closure);
   static void on_connected(natsConnection* nc, void* closure);
   static void on_reconnected(natsConnection* nc, void* closure);
-  static void on_closed(natsConnection* nc, void* closure);
   static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
   void ack(uint64_t n, Outcome outcome);
   void settle(Slot& s, uint8_t outcome);
   bool ensure_stream();
+  void check_stream();
   void wait_for_room();
   void log_unavailable(uint64_t now_ms, const std::string& why);
-  std::string connected_url();
+  std::string connected_url(natsConnection* nc);
 
   Engine& engine_;
   Notifier& wake_;
@@ -90,6 +105,7 @@ class JetStreamSink {
   jsCtx* js_ = nullptr;
   natsInbox* inbox_ = nullptr;
   std::string reply_prefix_;           // "<inbox>."
+  bool dedupe_ = true;                 // set Nats-Msg-Id (not for legacy: its ids restart per run)
 
   std::vector<Slot> ring_;             // power of two >= max_pending
   uint64_t mask_ = 0;
@@ -101,16 +117,17 @@ class JetStreamSink {
   std::atomic<bool> connected_{false};
   // relaxed: a hint from the ack thread that the stream vanished; the writer re-checks.
   std::atomic<bool> stream_missing_{false};
-  bool stream_ok_ = false;
+  // The stream look-up (and creation) blocks on NATS requests, so it runs on
+  // its own short-lived thread, never on the writer's.
+  enum StreamState : int { kStreamUnknown, kStreamChecking, kStreamOk };
+  // release/acquire: the checker's result, read by the writer.
+  std::atomic<int> stream_state_{kStreamUnknown};
+  std::thread checker_;
   uint64_t next_stream_check_ms_ = 0;
+  uint64_t last_checker_log_ms_ = 0;   // the checker thread's (one runs at a time, joined in between)
   uint64_t last_unavailable_log_ms_ = 0;
 
-  // close() waits for libnats's last connection callback before freeing.
-  std::mutex closed_mu_;
-  std::condition_variable closed_cv_;
-  bool closed_ = false;
-  // relaxed: once closing, connection callbacks stop logging.
-  std::atomic<bool> closing_{false};
+  Gate* gate_ = nullptr;
 };
 
 #endif

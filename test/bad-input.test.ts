@@ -28,7 +28,7 @@ test('hostile input gets ERR and a close; other clients lose nothing', async (t)
   t.after(() => server.close());
 
   // A good client sends steadily while the bad ones do their worst.
-  const good = await MessageClient.connect({ port, clientId: 42, window: 16 });
+  const good = await MessageClient.connect({ firstMsgId: 1, port, clientId: 42, window: 16 });
   let stop = false;
   let goodSent = 0;
   const goodLoop = (async () => {
@@ -75,7 +75,7 @@ test('hostile input gets ERR and a close; other clients lose nothing', async (t)
 
   // A payload over maxMessageBytes but within the frame bound: TOO_LARGE for
   // that message only; the connection stays usable.
-  const client = await MessageClient.connect({ port, clientId: 43 });
+  const client = await MessageClient.connect({ firstMsgId: 1, port, clientId: 43 });
   await assert.rejects(client.send(Buffer.alloc(MAX + 1)), (e: Error & { status?: number }) => e.status === AckStatus.TOO_LARGE);
   assert.equal((await client.send(Buffer.alloc(MAX), { name: 'fits' })).statusName, 'OK');
   await client.close();
@@ -109,7 +109,7 @@ test('ERR BUSY over maxConnections; the connections within the limit keep workin
   const server = new MessageServer({ port: 0, serviceThreads: 2, file: { path: path.join(dir, 'm.log') }, limits: { maxConnections: 3 } });
   const { port } = await server.listen();
   t.after(() => server.close());
-  const clients = await Promise.all([1, 2, 3].map((clientId) => MessageClient.connect({ port, clientId })));
+  const clients = await Promise.all([1, 2, 3].map((clientId) => MessageClient.connect({ firstMsgId: 1, port, clientId })));
   const r = await rawExchange(port, [encodeHello(4)]);
   assert.equal(r.closed, true);
   assert.equal(r.helloOk, false);

@@ -145,7 +145,7 @@ test('--metrics-port serves valid /metrics whose message counter matches what wa
   const r = await start(['--port', '0', '--file', path.join(d, 'm.log'), '--service-threads', '2', '--metrics-port', String(metricsPort)]);
   try {
     const base = `http://127.0.0.1:${metricsPort}`;
-    const client = await MessageClient.connect({ port: r.port, clientId: 5 });
+    const client = await MessageClient.connect({ firstMsgId: 1, port: r.port, clientId: 5 });
     await Promise.all(Array.from({ length: 1234 }, (_, i) => client.send(`m${i}`, { name: 'cli' })));
     await client.close();
 
@@ -236,7 +236,7 @@ test('SIGTERM during load: exit 0, every ACKed message is in the file, no ACK lo
   const d = dir();
   const file = path.join(d, 'load.log');
   const r = await start(['--port', '0', '--file', file, '--service-threads', '2']);
-  const client = await MessageClient.connect({ port: r.port, clientId: 99, window: 1024 });
+  const client = await MessageClient.connect({ firstMsgId: 1, port: r.port, clientId: 99, window: 1024 });
   const acked = new Set<bigint>();
   let failed = 0;
   let signalled = false;

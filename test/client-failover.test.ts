@@ -64,6 +64,7 @@ test('server A closed mid-stream: the client fails over to B at once, every mess
   const CLOSE_AT = 800;
   const PAD = 'p'.repeat(32 * 1024); // 1024 in flight x 32 KiB against a 1 MiB queue
   const client = await MessageClient.connect({
+      firstMsgId: 1,
     endpoints: [a.endpoint, b.endpoint],
     clientId: CLIENT_ID,
     window: 1024,
@@ -159,6 +160,7 @@ test('connect() skips a first endpoint that refuses, and one that never answers 
   });
 
   const client = await MessageClient.connect({
+      firstMsgId: 1,
     endpoints: [{ port: refused }, { host: '127.0.0.1', port: silentPort }, b.endpoint],
     connectTimeoutMs: 300,
     clientId: 5,
@@ -181,7 +183,7 @@ test('connect() skips a first endpoint that refuses, and one that never answers 
 test('connect() with no endpoint answering rejects with an AggregateError naming each one', T, async () => {
   const p1 = await freePort();
   const p2 = await freePort();
-  await assert.rejects(MessageClient.connect({ endpoints: [{ port: p1 }, { host: '127.0.0.1', port: p2 }] }), (err: unknown) => {
+  await assert.rejects(MessageClient.connect({ firstMsgId: 1, endpoints: [{ port: p1 }, { host: '127.0.0.1', port: p2 }] }), (err: unknown) => {
     assert.ok(err instanceof AggregateError);
     assert.equal(err.errors.length, 2);
     for (const e of err.errors) assert.equal((e as NodeJS.ErrnoException).code, 'ECONNREFUSED');
@@ -189,7 +191,7 @@ test('connect() with no endpoint answering rejects with an AggregateError naming
     return true;
   });
   // A single endpoint rejects with its own error, as with port.
-  await assert.rejects(MessageClient.connect({ endpoints: [{ port: p1 }] }), { code: 'ECONNREFUSED' });
+  await assert.rejects(MessageClient.connect({ firstMsgId: 1, endpoints: [{ port: p1 }] }), { code: 'ECONNREFUSED' });
 });
 
 test('reconnection goes round-robin: a round of endpoints at once, then back-off, then give up after maxAttempts', T, async (t) => {
@@ -199,6 +201,7 @@ test('reconnection goes round-robin: a round of endpoints at once, then back-off
   const deadB = { host: '127.0.0.1', port: await freePort() };
   const deadC = { host: '127.0.0.1', port: await freePort() };
   const client = await MessageClient.connect({
+      firstMsgId: 1,
     endpoints: [a.endpoint, deadB, deadC],
     reconnect: { initialDelayMs: 40, maxDelayMs: 1_000, maxAttempts: 5 },
   });
@@ -239,7 +242,7 @@ test('one endpoint: reconnecting keeps its back-off from the first attempt (no f
   const dir = tempDir();
   const a = await startServer(path.join(dir, 'a.log'));
   t.after(() => a.server.close());
-  const client = await MessageClient.connect({ endpoints: [a.endpoint], reconnect: { initialDelayMs: 30, maxDelayMs: 30, maxAttempts: 1 } });
+  const client = await MessageClient.connect({ firstMsgId: 1, endpoints: [a.endpoint], reconnect: { initialDelayMs: 30, maxDelayMs: 30, maxAttempts: 1 } });
   t.after(() => client.close());
   const scheduled = new Promise<ClientEvents['reconnect'][0]>((resolve) => client.once('reconnect', resolve));
   const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
@@ -300,7 +303,7 @@ test('an ACK with status REPLICATION_FAILED rejects that send with AckError; no 
     fake.close();
   });
   const other = await freePort();
-  const client = await MessageClient.connect({ endpoints: [{ port }, { port: other }], reconnect: true, resend: true });
+  const client = await MessageClient.connect({ firstMsgId: 1, endpoints: [{ port }, { port: other }], reconnect: true, resend: true });
   t.after(() => client.close());
   assert.equal(AckStatus.REPLICATION_FAILED, 4);
   const [ok1, failed, ok2] = await Promise.allSettled([client.send('a'), client.send('fail'), client.send('b')]);

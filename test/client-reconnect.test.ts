@@ -46,6 +46,7 @@ test('server closed and restarted under a running client: with resend, every mes
   t.after(() => server.close());
 
   const client = await MessageClient.connect({
+      firstMsgId: 1,
     port,
     clientId: CLIENT_ID,
     window: 1024,

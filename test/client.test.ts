@@ -193,7 +193,7 @@ async function withClient(
 ): Promise<void> {
   const fake = new FakeServer(fakeOpts);
   const port = await fake.listen();
-  const client = await MessageClient.connect({ port, ...clientOpts });
+  const client = await MessageClient.connect({ firstMsgId: 1, port, ...clientOpts });
   try {
     await fn(client, fake);
   } finally {
@@ -335,7 +335,7 @@ test('ERR instead of HELLO_OK rejects connect with ServerError', T, async () => 
   const fake = new FakeServer({ onHello: (c) => c.socket.end(errFrame(7, 'too many connections')) });
   const port = await fake.listen();
   try {
-    await assert.rejects(MessageClient.connect({ port }), (err: unknown) => {
+    await assert.rejects(MessageClient.connect({ firstMsgId: 1, port }), (err: unknown) => {
       assert.ok(err instanceof ServerError);
       assert.equal(err.codeName, 'BUSY');
       assert.equal(err.message, 'server closed the connection: BUSY (too many connections)');
@@ -350,7 +350,7 @@ test('a server that never answers HELLO trips connectTimeoutMs', T, async () => 
   const fake = new FakeServer({ onHello: () => {} });
   const port = await fake.listen();
   try {
-    await assert.rejects(MessageClient.connect({ port, connectTimeoutMs: 200 }), ConnectTimeoutError);
+    await assert.rejects(MessageClient.connect({ firstMsgId: 1, port, connectTimeoutMs: 200 }), ConnectTimeoutError);
   } finally {
     await fake.close();
   }
@@ -360,7 +360,7 @@ test('connection refused rejects connect with the socket error', T, async () => 
   const fake = new FakeServer();
   const port = await fake.listen();
   await fake.close(); // nothing listens on `port` now
-  await assert.rejects(MessageClient.connect({ port }), { code: 'ECONNREFUSED' });
+  await assert.rejects(MessageClient.connect({ firstMsgId: 1, port }), { code: 'ECONNREFUSED' });
 });
 
 test('the socket closing rejects every pending send with ConnectionClosedError', T, async () => {
@@ -402,7 +402,7 @@ test('close() rejects unacknowledged sends, ends the socket and resolves', T, as
   const fake = new FakeServer({ onMsgs: () => {} }); // never ACKs
   const port = await fake.listen();
   try {
-    const client = await MessageClient.connect({ port, window: 1 });
+    const client = await MessageClient.connect({ firstMsgId: 1, port, window: 1 });
     const settled = settleAll([client.send('a'), client.send('b')]);
     const conn = await fake.firstConn();
     await client.close();
@@ -444,7 +444,7 @@ test('5,000 sends started at once all resolve, with writes batched', T, async ()
   try {
     const fake = new FakeServer();
     port = await fake.listen();
-    const client = await MessageClient.connect({ port });
+    const client = await MessageClient.connect({ firstMsgId: 1, port });
     try {
       const n = 5000;
       const results = await Promise.all(Array.from({ length: n }, (_, i) => client.send(`payload ${i}`, { name: 'bulk' })));
@@ -480,9 +480,9 @@ test('payload limits: over the frame bound is refused locally, within it goes to
 });
 
 test('connect validates its options', T, async () => {
-  await assert.rejects(MessageClient.connect({ port: 0 }), RangeError);
-  await assert.rejects(MessageClient.connect({ port: 9000, window: 0 }), RangeError);
-  await assert.rejects(MessageClient.connect({ port: 9000, clientId: 2 ** 32 }), RangeError);
+  await assert.rejects(MessageClient.connect({ firstMsgId: 1, port: 0 }), RangeError);
+  await assert.rejects(MessageClient.connect({ firstMsgId: 1, port: 9000, window: 0 }), RangeError);
+  await assert.rejects(MessageClient.connect({ firstMsgId: 1, port: 9000, clientId: 2 ** 32 }), RangeError);
 });
 
 // ---- reconnect, resend, back-pressure, sendMany ------------------------------------
@@ -513,7 +513,7 @@ const FAST = { initialDelayMs: 5, maxDelayMs: 40 };
 test('reconnect: the server closes, the client reconnects with the same client id and carries on', T, async () => {
   const fake = new FakeServer();
   const port = await fake.listen();
-  const client = await MessageClient.connect({ port, clientId: 77, reconnect: FAST });
+  const client = await MessageClient.connect({ firstMsgId: 1, port, clientId: 77, reconnect: FAST });
   const events = recordEvents(client);
   try {
     assert.equal((await client.send('a')).msgId, 1n);
@@ -563,7 +563,7 @@ test('reconnect: ERR SHUTTING_DOWN is a drop like any other; fatal ERRs are not 
   };
   const fake = new FakeServer({ onMsgs });
   const port = await fake.listen();
-  const client = await MessageClient.connect({ port, reconnect: FAST });
+  const client = await MessageClient.connect({ firstMsgId: 1, port, reconnect: FAST });
   try {
     const disconnected = once(client, 'disconnect');
     assert.equal((await client.send('first')).msgId, 1n);
@@ -580,7 +580,7 @@ test('reconnect: ERR SHUTTING_DOWN is a drop like any other; fatal ERRs are not 
   // A framing ERR (MALFORMED) means our bytes are wrong: reconnecting cannot help.
   const fake2 = new FakeServer({ onMsgs: (c) => c.socket.end(errFrame(6, 'bad frame')) });
   const port2 = await fake2.listen();
-  const client2 = await MessageClient.connect({ port: port2, reconnect: FAST });
+  const client2 = await MessageClient.connect({ firstMsgId: 1, port: port2, reconnect: FAST });
   try {
     const closed = once(client2, 'close');
     await assert.rejects(client2.send('x'), { name: 'ServerError', codeName: 'MALFORMED' });
@@ -597,7 +597,7 @@ test('back-off: attempts are counted, delays grow with jitter up to maxDelayMs, 
   const fake = new FakeServer();
   const port = await fake.listen();
   const reconnect = { initialDelayMs: 4, maxDelayMs: 20, maxAttempts: 5 };
-  const client = await MessageClient.connect({ port, reconnect });
+  const client = await MessageClient.connect({ firstMsgId: 1, port, reconnect });
   const events = recordEvents(client);
   try {
     const closed = once(client, 'close');
@@ -626,6 +626,7 @@ test('maxAttempts exhausted: every pending send (resend, queued, parked) rejects
   const fake = new FakeServer({ onMsgs: () => {} });
   const port = await fake.listen();
   const client = await MessageClient.connect({
+      firstMsgId: 1,
     port,
     window: 2,
     maxQueued: 1,
@@ -669,7 +670,7 @@ test('resend: written-but-unACKed messages are resent first, in order, with thei
   };
   const fake = new FakeServer({ onMsgs });
   const port = await fake.listen();
-  const client = await MessageClient.connect({ port, reconnect: FAST, resend: true });
+  const client = await MessageClient.connect({ firstMsgId: 1, port, reconnect: FAST, resend: true });
   const events = recordEvents(client);
   try {
     const disconnected = once(client, 'disconnect');
@@ -714,7 +715,7 @@ test('without resend: unACKed messages reject with ConnectionClosedError, unwrit
   };
   const fake = new FakeServer({ onMsgs });
   const port = await fake.listen();
-  const client = await MessageClient.connect({ port, window: 2, reconnect: FAST });
+  const client = await MessageClient.connect({ firstMsgId: 1, port, window: 2, reconnect: FAST });
   try {
     const rs = await settleAll([client.send('a'), client.send('b'), client.send('c')]);
     for (const [i, r] of rs.slice(0, 2).entries()) {
@@ -745,7 +746,7 @@ test('resend: an ACK with status SHUTTING_DOWN (not stored) is resent after the 
   };
   const fake = new FakeServer({ onMsgs });
   const port = await fake.listen();
-  const client = await MessageClient.connect({ port, reconnect: FAST, resend: true });
+  const client = await MessageClient.connect({ firstMsgId: 1, port, reconnect: FAST, resend: true });
   try {
     const rs = await Promise.all([client.send('a'), client.send('b'), client.send('c')]);
     assert.deepEqual(rs.map((r) => r.statusName), ['OK', 'OK', 'OK']);
@@ -760,7 +761,7 @@ test('resend: an ACK with status SHUTTING_DOWN (not stored) is resent after the 
 test('close() while reconnecting cancels it and rejects what is pending', T, async () => {
   const fake = new FakeServer({ onMsgs: () => {} });
   const port = await fake.listen();
-  const client = await MessageClient.connect({ port, reconnect: { initialDelayMs: 60_000 }, resend: true });
+  const client = await MessageClient.connect({ firstMsgId: 1, port, reconnect: { initialDelayMs: 60_000 }, resend: true });
   try {
     const p = settleAll([client.send('a')]);
     await (await fake.firstConn()).waitMsgs(1);
@@ -842,7 +843,7 @@ test('sendMany: mixed items, results in order, one coalesced write', T, async ()
   try {
     const fake = new FakeServer();
     port = await fake.listen();
-    const client = await MessageClient.connect({ port, window: 2000 });
+    const client = await MessageClient.connect({ firstMsgId: 1, port, window: 2000 });
     try {
       const items = [
         'text',
@@ -918,8 +919,8 @@ test('sendMany: an invalid item rejects the call and sends nothing', T, async ()
 });
 
 test('connect validates the reconnect, resend and maxQueued options', T, async () => {
-  await assert.rejects(MessageClient.connect({ port: 9000, resend: true }), /resend needs reconnect/);
-  await assert.rejects(MessageClient.connect({ port: 9000, maxQueued: -1 }), RangeError);
-  await assert.rejects(MessageClient.connect({ port: 9000, reconnect: { maxAttempts: 0 } }), RangeError);
-  await assert.rejects(MessageClient.connect({ port: 9000, reconnect: { initialDelayMs: -5 } }), RangeError);
+  await assert.rejects(MessageClient.connect({ firstMsgId: 1, port: 9000, resend: true }), /resend needs reconnect/);
+  await assert.rejects(MessageClient.connect({ firstMsgId: 1, port: 9000, maxQueued: -1 }), RangeError);
+  await assert.rejects(MessageClient.connect({ firstMsgId: 1, port: 9000, reconnect: { maxAttempts: 0 } }), RangeError);
+  await assert.rejects(MessageClient.connect({ firstMsgId: 1, port: 9000, reconnect: { initialDelayMs: -5 } }), RangeError);
 });

@@ -51,7 +51,7 @@ test('SIGKILL at random moments, 20 times: every ACKed message is in the file ex
   for (let round = 0; round < 20; round++) {
     const child = await startChild({ port: 0, serviceThreads: 2, ackMode: 'written', file: { path: file } });
     const clients = await Promise.all(
-      [0, 1, 2, 3].map((k) => MessageClient.connect({ port: child.port, clientId: round * 10 + k, window: 64 })),
+      [0, 1, 2, 3].map((k) => MessageClient.connect({ firstMsgId: 1, port: child.port, clientId: round * 10 + k, window: 64 })),
     );
     // Each client sends continuously until the connection dies with the server.
     const loops = clients.map(async (c) => {
@@ -99,7 +99,7 @@ test('SIGKILL at random moments, 20 times: every ACKed message is in the file ex
 async function fillLog(file: string, n: number): Promise<void> {
   const server = new MessageServer({ port: 0, serviceThreads: 1, file: { path: file } });
   const { port } = await server.listen();
-  const c = await MessageClient.connect({ port, clientId: 1 });
+  const c = await MessageClient.connect({ firstMsgId: 1, port, clientId: 1 });
   await Promise.all(Array.from({ length: n }, (_, i) => c.send(`record ${i}`)));
   await c.close();
   await server.close();
@@ -122,7 +122,7 @@ test('a torn tail (partial record, or garbage) is cut on start, reported, and se
     const info = await recovered;
     assert.deepEqual([info.offset, info.bytesCut, info.lastSeq], [goodSize, tail.length, 100], kind);
     assert.equal(server.stats().tornBytesCut, tail.length);
-    const c = await MessageClient.connect({ port, clientId: 2 });
+    const c = await MessageClient.connect({ firstMsgId: 1, port, clientId: 2 });
     await c.send('after recovery');
     await c.close();
     await server.close();
@@ -149,7 +149,7 @@ test('corruption in the middle refuses to start, naming file and offset; repair 
   const info = await event;
   assert.match(info.message, /damaged file kept as .*mid\.log\.corrupt-\d+/);
   assert.equal(info.lastSeq, 50, 'continues after the highest seq found, also after the damage');
-  const c = await MessageClient.connect({ port, clientId: 3 });
+  const c = await MessageClient.connect({ firstMsgId: 1, port, clientId: 3 });
   await c.send('in the clean file');
   await c.close();
   await repaired.close();
@@ -163,7 +163,7 @@ test('durable mode: no ACK before its fsync, and one fsync covers many messages'
   const server = new MessageServer({ port: 0, serviceThreads: 2, ackMode: 'durable', file: { path: path.join(dir, 'd.log') } });
   const { port } = await server.listen();
   t.after(() => server.close());
-  const clients = await Promise.all(Array.from({ length: 16 }, (_, i) => MessageClient.connect({ port, clientId: i, window: 64 })));
+  const clients = await Promise.all(Array.from({ length: 16 }, (_, i) => MessageClient.connect({ firstMsgId: 1, port, clientId: i, window: 64 })));
   let violations = 0;
   let samples = 0;
   const sampler = setInterval(() => {
@@ -189,7 +189,7 @@ test('disk faults (RLIMIT_FSIZE): WRITE_FAILED, never OK; the file verifies; ing
   const limit = 256 * 1024;
   const child = await startChild({ port: 0, serviceThreads: 1, file: { path: file } }, ['prlimit', `--fsize=${limit}:unlimited`, '--']);
   t.after(() => child.proc.kill('SIGKILL'));
-  const c = await MessageClient.connect({ port: child.port, clientId: 5, window: 8 });
+  const c = await MessageClient.connect({ firstMsgId: 1, port: child.port, clientId: 5, window: 8 });
   const ok: bigint[] = [];
   const failed: bigint[] = [];
   const send = async (i: number): Promise<void> => {
@@ -227,7 +227,7 @@ test('rotation under load: 100,000 messages across many segments, read back in o
   server.on('rotate', (r) => rotated.push(r.closed));
   const { port } = await server.listen();
   t.after(() => server.close());
-  const clients = await Promise.all([1, 2, 3, 4].map((clientId) => MessageClient.connect({ port, clientId, window: 256 })));
+  const clients = await Promise.all([1, 2, 3, 4].map((clientId) => MessageClient.connect({ firstMsgId: 1, port, clientId, window: 256 })));
   await Promise.all(clients.flatMap((c) => Array.from({ length: 25_000 }, (_, i) => c.send(`m${i}`.padEnd(20 + (i % 200), '.')))));
   await Promise.all(clients.map((c) => c.close()));
   await server.close();

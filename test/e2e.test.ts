@@ -55,7 +55,7 @@ test('16 clients x 5,000 random messages: all ACKed, all in the file, in order, 
     Array.from({ length: CLIENTS }, async (_, i) => {
       const clientId = 1000 + i;
       const rand = prng(seed + i);
-      const client = await MessageClient.connect({ port, clientId, window: 256 });
+      const client = await MessageClient.connect({ firstMsgId: 1, port, clientId, window: 256 });
       assert.equal(client.maxMessageBytes, MAX_MESSAGE_BYTES);
       const mine: Sent[] = [];
       sent.set(clientId, mine);
@@ -110,7 +110,7 @@ test('ackMode received and durable both store every message', async (t) => {
     const server = new MessageServer({ port: 0, serviceThreads: 2, ackMode, file: { path: file } });
     const { port } = await server.listen();
     t.after(() => server.close());
-    const clients = await Promise.all([1, 2, 3].map((clientId) => MessageClient.connect({ port, clientId })));
+    const clients = await Promise.all([1, 2, 3].map((clientId) => MessageClient.connect({ firstMsgId: 1, port, clientId })));
     await Promise.all(clients.flatMap((c) => Array.from({ length: 2000 }, (_, i) => c.send(`m${i}`))));
     await Promise.all(clients.map((c) => c.close()));
     const stats = server.stats();

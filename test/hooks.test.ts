@@ -37,7 +37,7 @@ test("policy 'block': the hook sees every message of a 100,000-message run exact
   }, { policy: 'block', maxBatch: 1000, maxBufferBytes: 64 * 1024 });
   const { port } = await server.listen();
   t.after(() => server.close());
-  const clients = await Promise.all([1, 2, 3, 4].map((clientId) => MessageClient.connect({ port, clientId, window: 512 })));
+  const clients = await Promise.all([1, 2, 3, 4].map((clientId) => MessageClient.connect({ firstMsgId: 1, port, clientId, window: 512 })));
   await Promise.all(clients.flatMap((cl) => Array.from({ length: N / 4 }, (_, i) => cl.send(`p${i}`, { name: `n${cl.clientId}` }))));
   await c.done;
   assert.equal(c.seen.length, N);
@@ -71,7 +71,7 @@ test("policy 'drop' with a slow hook: all ACKed and written, and the drop counte
     { policy: 'drop', maxBufferBytes: 4096 },
   );
   const { port } = await server.listen();
-  const clients = await Promise.all([1, 2].map((clientId) => MessageClient.connect({ port, clientId, window: 256 })));
+  const clients = await Promise.all([1, 2].map((clientId) => MessageClient.connect({ firstMsgId: 1, port, clientId, window: 256 })));
   const acks = await Promise.all(clients.flatMap((cl) => Array.from({ length: 25_000 }, (_, i) => cl.send(`drop ${i}`))));
   assert.equal(acks.length, 50_000);
   await Promise.all(clients.map((cl) => cl.close()));
@@ -99,7 +99,7 @@ test('a hook that throws emits error and keeps the server going; hooks can be re
   });
   const { port } = await server.listen();
   t.after(() => server.close());
-  const c = await MessageClient.connect({ port, clientId: 1 });
+  const c = await MessageClient.connect({ firstMsgId: 1, port, clientId: 1 });
   await c.send('one');
   while (errors.length === 0) await new Promise((r) => setImmediate(r));
   assert.equal(errors[0].message, 'hook failed');
@@ -127,7 +127,7 @@ test('connection and disconnect events carry the documented payload', async (t) 
   const { port } = await server.listen();
   await listening;
   t.after(() => server.close());
-  const c = await MessageClient.connect({ port, clientId: 1 });
+  const c = await MessageClient.connect({ firstMsgId: 1, port, clientId: 1 });
   await Promise.all([c.send('a'), c.send('b'), c.send('c')]);
   let closed = new Promise<void>((r) => (waiting = r));
   await c.close();

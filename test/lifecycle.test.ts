@@ -14,7 +14,7 @@ test('close() during a pipelined stream: every ACKed message is in the file', as
   const file = path.join(dir, 'messages.log');
   const server = new MessageServer({ port: 0, serviceThreads: 2, file: { path: file } });
   const { port } = await server.listen();
-  const clients = await Promise.all([1, 2, 3, 4].map((clientId) => MessageClient.connect({ port, clientId, window: 512 })));
+  const clients = await Promise.all([1, 2, 3, 4].map((clientId) => MessageClient.connect({ firstMsgId: 1, port, clientId, window: 512 })));
   const acked = new Map<number, bigint[]>();
   let closeStarted: Promise<unknown> | null = null;
   let failures = 0;
@@ -56,7 +56,7 @@ test('two servers in one process, on different ports and files', async () => {
   const b = new MessageServer({ port: 0, serviceThreads: 2, file: { path: path.join(dir, 'b.log') } });
   const [pa, pb] = await Promise.all([a.listen(), b.listen()]);
   assert.notEqual(pa.port, pb.port);
-  const [ca, cb] = await Promise.all([MessageClient.connect({ port: pa.port, clientId: 1 }), MessageClient.connect({ port: pb.port, clientId: 2 })]);
+  const [ca, cb] = await Promise.all([MessageClient.connect({ firstMsgId: 1, port: pa.port, clientId: 1 }), MessageClient.connect({ firstMsgId: 1, port: pb.port, clientId: 2 })]);
   await Promise.all([
     ...Array.from({ length: 500 }, (_, i) => ca.send(`a${i}`)),
     ...Array.from({ length: 700 }, (_, i) => cb.send(`b${i}`)),
@@ -76,7 +76,7 @@ test('20 start/close cycles leave no extra threads or fds; the file continues', 
     const { port } = await server.listen();
     const names = threadNames();
     assert.equal(names.filter((n) => n.startsWith('msgs-')).length, 5, 'listener + 3 service + writer');
-    const c = await MessageClient.connect({ port, clientId: i });
+    const c = await MessageClient.connect({ firstMsgId: 1, port, clientId: i });
     await Promise.all(Array.from({ length: 50 }, (_, m) => c.send(`cycle ${i} msg ${m}`)));
     await c.close();
     await server.close();

@@ -17,7 +17,7 @@ async function withGoodClient(options: ServerOptions, t: { after: (fn: () => unk
   const server = new MessageServer({ port: 0, serviceThreads: 2, ...options, file: { path: file, ...options.file } });
   const { port } = await server.listen();
   t.after(() => server.close());
-  const good = await MessageClient.connect({ port, clientId: 4242, window: 8 });
+  const good = await MessageClient.connect({ firstMsgId: 1, port, clientId: 4242, window: 8 });
   let running = true;
   let sent = 0;
   const loop = (async () => {
@@ -76,7 +76,7 @@ test('maxInflightBytesPerConnection: a flooding client is paused until its ACKs 
     { ackMode: 'durable', file: { fsync: 'batch' }, limits: { maxInflightBytesPerConnection: 16 * 1024 } },
     t,
   );
-  const flood = await MessageClient.connect({ port, clientId: 7, window: 4096 });
+  const flood = await MessageClient.connect({ firstMsgId: 1, port, clientId: 7, window: 4096 });
   const acks = await Promise.all(Array.from({ length: 4000 }, (_, i) => flood.send(Buffer.alloc(1024, i % 256))));
   assert.ok(acks.every((a) => a.statusName === 'OK'));
   assert.ok(server.stats().inflightPauses > 0, 'the limit fired');
@@ -115,7 +115,7 @@ test('accept errors (EMFILE): accepting pauses instead of spinning, is logged on
     });
   try {
     await next((o) => o.listening);
-    const good = await MessageClient.connect({ port, clientId: 1 });
+    const good = await MessageClient.connect({ firstMsgId: 1, port, clientId: 1 });
     // Open raw connections until the server runs out of descriptors.
     const socks: net.Socket[] = [];
     for (let i = 0; i < 80; i++) {
@@ -138,7 +138,7 @@ test('accept errors (EMFILE): accepting pauses instead of spinning, is logged on
     assert.ok(s2.acceptErrors - s1.acceptErrors <= 20, `${s2.acceptErrors - s1.acceptErrors} accept errors in 500 ms`);
     // Free descriptors: waiting connections get in.
     for (const s of socks) s.destroy();
-    const later = await MessageClient.connect({ port, clientId: 2 });
+    const later = await MessageClient.connect({ firstMsgId: 1, port, clientId: 2 });
     assert.equal((await later.send('after the storm')).statusName, 'OK');
     await later.close();
     await good.close();

@@ -120,7 +120,7 @@ test('collectMetrics: valid exposition whose counters equal stats()', async () =
     assert.equal(sample(empty, 'msgserver_messages_in_total'), 0);
 
     // Traffic: three clients (both threads), OK and TOO_LARGE ACKs, one ERR frame.
-    const clients = await Promise.all([1, 2, 3].map((clientId) => MessageClient.connect({ port, clientId, window: 256 })));
+    const clients = await Promise.all([1, 2, 3].map((clientId) => MessageClient.connect({ firstMsgId: 1, port, clientId, window: 256 })));
     let tooLarge = 0;
     await Promise.all(
       clients.flatMap((c, ci) =>

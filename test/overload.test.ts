@@ -58,7 +58,7 @@ test('a slow writer: queue and memory stay bounded, clients are slowed, nothing 
     });
 
   const rssStart = rssKiB(child.pid!);
-  const clients = await Promise.all(Array.from({ length: 8 }, (_, i) => MessageClient.connect({ port, clientId: i + 1, window: 4096 })));
+  const clients = await Promise.all(Array.from({ length: 8 }, (_, i) => MessageClient.connect({ firstMsgId: 1, port, clientId: i + 1, window: 4096 })));
   const payload = Buffer.alloc(4096, 0x61);
   let done = false;
   const sending = Promise.all(clients.map((c) => Promise.all(Array.from({ length: 6000 }, () => c.send(payload))))).then((r) => {

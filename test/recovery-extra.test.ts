@@ -36,7 +36,7 @@ test('rotateMs: a segment that holds records is closed once it is old enough', a
   });
   const { port } = await server.listen();
   t.after(() => server.close());
-  const c = await MessageClient.connect({ port, clientId: 1 });
+  const c = await MessageClient.connect({ firstMsgId: 1, port, clientId: 1 });
   await c.send('first segment');
   await new Promise<void>((r) => (onRotate = r)); // the writer's own timer closes it
   await c.send('second segment');
@@ -56,7 +56,7 @@ test('an AbortSignal closes the server', async () => {
   const ac = new AbortController();
   const server = new MessageServer({ port: 0, serviceThreads: 1, file: { path: path.join(dir, 'a.log') }, signal: ac.signal });
   const { port } = await server.listen();
-  const c = await MessageClient.connect({ port, clientId: 1 });
+  const c = await MessageClient.connect({ firstMsgId: 1, port, clientId: 1 });
   await c.send('before abort');
   const closed = new Promise((r) => server.once('close', r));
   ac.abort();

@@ -53,7 +53,7 @@ test(`storm: 200 mixed connections for ${SECONDS} s; nothing ACKed is lost; memo
   const running = (): boolean => Date.now() < deadline;
 
   // Warm-up, so that the baseline includes the server's pools.
-  const warm = await MessageClient.connect({ port, clientId: 1, window: 256 });
+  const warm = await MessageClient.connect({ firstMsgId: 1, port, clientId: 1, window: 256 });
   await Promise.all(Array.from({ length: 20_000 }, (_, i) => warm.send(randomBytes(rand, (i * 7) % 2000))));
   await warm.close();
   const rssStart = rssKiB(child.pid!);
@@ -63,7 +63,7 @@ test(`storm: 200 mixed connections for ${SECONDS} s; nothing ACKed is lost; memo
     const clientId = 1000 + i;
     const mine: bigint[] = [];
     acked.set(clientId, mine);
-    const c = await MessageClient.connect({ port, clientId, window: 32 });
+    const c = await MessageClient.connect({ firstMsgId: 1, port, clientId, window: 32 });
     while (running()) {
       const batch = Array.from({ length: 16 }, () => c.send(randomBytes(rand, (rand() * 4096) | 0), { name: 'good' }));
       for (const r of await Promise.all(batch)) mine.push(r.msgId);
@@ -97,7 +97,7 @@ test(`storm: 200 mixed connections for ${SECONDS} s; nothing ACKed is lost; memo
   const reconnects = Array.from({ length: 40 }, async (_, i) => {
     let n = 0;
     while (running()) {
-      const c = await MessageClient.connect({ port, clientId: 5000 + i });
+      const c = await MessageClient.connect({ firstMsgId: 1, port, clientId: 5000 + i });
       await c.send(`reconnect ${++n}`);
       await c.close();
     }
