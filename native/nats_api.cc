@@ -2,7 +2,8 @@
 
 #include <dlfcn.h>
 
-#include <mutex>
+#include <cstdlib>
+#include <vector>
 
 namespace msgs {
 
@@ -25,7 +26,10 @@ Loaded load() {
   Loaded l;
   void* h = nullptr;
   std::string errors;
-  for (const char* name : kLibraries) {
+  // MSGSERVER_LIBNATS: a libnats elsewhere than the linker's search path.
+  std::vector<const char*> names(std::begin(kLibraries), std::end(kLibraries));
+  if (const char* own = getenv("MSGSERVER_LIBNATS"); own && *own) names.assign(1, own);
+  for (const char* name : names) {
     h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
     if (h) break;
     const char* e = dlerror();

@@ -6,12 +6,13 @@
 //
 // Skips when nats-server is not installed, unless MSGS_REQUIRE_NATS=1 (CI).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { AckError, MessageClient, MessageServer, readLog, type LogEntry, type LogRecord, type ServerOptions } from '../dist/index';
+import { AckError, LegacyClient, MessageClient, MessageServer, readLog, type LogEntry, type LogRecord, type ServerOptions } from '../dist/index';
+import { loadAddon } from '../dist/native';
 import { readStream, type StreamRecord } from '../dist/stream-reader';
 import { tempDir } from './helpers';
 import { freePort, natsServerPath } from './support/nats-cluster';
@@ -33,6 +34,8 @@ async function startNats(port: number, dir: string): Promise<Nats> {
   const log = path.join(dir, `nats-${port}.log`);
   const proc = spawn(NATS, ['-js', '-a', '127.0.0.1', '-p', String(port), '-m', String(mon), '-sd', path.join(dir, `js-${port}`), '-l', log], {
     stdio: 'ignore',
+    // A sanitizer run preloads its runtime into node, not into nats-server.
+    env: { ...process.env, LD_PRELOAD: '' },
   });
   const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
   const deadline = Date.now() + 15_000;
@@ -207,6 +210,30 @@ test('a client restarted with the same clientId is not taken for a resend: its n
   assert.deepEqual(stream.map((r) => r.payload.toString()), ['first run', 'second run']);
 });
 
+test('legacy protocol: two runs of the original client numbering from 1 are both stored (no dedupe key), each "ack" only after the stream', { skip, timeout: 30_000 }, async () => {
+  const server = new MessageServer({
+    port: 0,
+    protocol: 'legacy',
+    ackMode: 'replicated',
+    file: { enabled: false },
+    jetstream: { servers: nats!.url, stream: 'LEGACY', subjectPrefix: 'legacy' },
+  });
+  const { port } = await server.listen();
+  cleanups.push(() => server.close());
+  for (const run of [1, 2]) {
+    const c = await LegacyClient.connect({ port });
+    for (let i = 1; i <= 3; i++) await c.send(5, i, 'name', `run ${run} message ${i}`);
+    await c.close();
+  }
+  assert.equal(server.stats().jetstream!.duplicates, 0);
+  assert.equal(server.stats().jetstream!.acked, 6);
+  const stream = await collect(nats!.url, 'LEGACY');
+  assert.deepEqual(
+    stream.map((r) => `${r.clientId}:${r.msgId}:${r.payload.toString()}`),
+    [1, 2].flatMap((run) => [1, 2, 3].map((i) => `5:${i}:run ${run} message ${i}`)),
+  );
+});
+
 test('file.enabled false: JetStream is the only sink and no file is created', { skip, timeout: 30_000 }, async () => {
   const file = path.join(dir, 'never-created.log');
   const { server, client } = await serve({
@@ -310,4 +337,25 @@ test('a NATS server that stops answering: the publish times out after ackTimeout
   }
   const stream = await collect(own.url, 'STALL');
   assert.deepEqual(stream.map((r) => r.payload.toString()).filter((p) => p !== 'during'), ['before', 'after']);
+});
+
+test('without libnats, listen() fails with a message naming the library and the package to install', { timeout: 30_000 }, async () => {
+  // A child process: libnats is loaded (or not) once per process.
+  const script = `
+    const { MessageServer } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'index.js'))});
+    new MessageServer({ port: 0, ackMode: 'replicated', jetstream: { servers: 'nats://127.0.0.1:1' }, file: { enabled: false } })
+      .listen().then(() => { console.log('listening'); process.exit(1); }, (err) => { console.log(err.message); process.exit(0); });
+  `;
+  const r = spawnSync(process.execPath, ['-e', script], {
+    env: { ...process.env, MSGSERVER_LIBNATS: '/nonexistent/libnats.so.3.4' },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  if (/not in this build/.test(loadAddon().jetstreamAvailability())) {
+    // Built without nats.h: the message says how to get a build with the sink.
+    assert.match(r.stdout, /jetstream is not in this build: .*apt-get install libnats-dev/);
+  } else {
+    assert.match(r.stdout, /jetstream needs libnats, which cannot be loaded \(.*nonexistent.*\); install the NATS C client: apt-get install libnats3\.4/);
+  }
 });

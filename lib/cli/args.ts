@@ -212,8 +212,8 @@ export function resolveCliSettings(args: ServerArgs, env: NodeJS.ProcessEnv): Cl
   };
 }
 
-/** MSGSERVER_* variables with other uses: MSGSERVER_ADDON is the native addon path (lib/native.ts). */
-const OTHER_ENV_VARS = ['MSGSERVER_ADDON'];
+/** MSGSERVER_* variables with other uses: the native addon's path (lib/native.ts) and libnats's (docs/scale-out.md). */
+const OTHER_ENV_VARS = ['MSGSERVER_ADDON', 'MSGSERVER_LIBNATS'];
 
 /** Variables starting MSGSERVER_ that no flag knows: likely typos, worth a warning. */
 export function unknownServerEnvVars(env: NodeJS.ProcessEnv): string[] {

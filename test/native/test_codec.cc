@@ -249,7 +249,8 @@ static void test_names() {
   CHECK_EQ(std::string(ack_status_name(kAckTooLarge)), "TOO_LARGE");
   CHECK_EQ(std::string(ack_status_name(kAckWriteFailed)), "WRITE_FAILED");
   CHECK_EQ(std::string(ack_status_name(kAckShuttingDown)), "SHUTTING_DOWN");
-  CHECK_EQ(std::string(ack_status_name(4)), "UNKNOWN");
+  CHECK_EQ(std::string(ack_status_name(kAckReplicationFailed)), "REPLICATION_FAILED");
+  CHECK_EQ(std::string(ack_status_name(5)), "UNKNOWN");
   // Every code 1..12 has a distinct real name.
   int unknown = 0;
   for (int c = 1; c <= 12; c++) unknown += std::string(err_code_name(uint8_t(c))) == "UNKNOWN";

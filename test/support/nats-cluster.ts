@@ -136,7 +136,9 @@ async function terminate(cp: ChildProcess, signal: NodeJS.Signals, graceMs: numb
 function spawnLogged(bin: string, args: string[], logFile: string, cwd: string): ChildProcess {
   const fd = fs.openSync(logFile, 'a');
   try {
-    const cp = spawn(bin, args, { cwd, stdio: ['ignore', fd, fd] });
+    // A sanitizer run preloads its runtime into node: not into these programs
+    // (TSan's signal handling would hold back their SIGTERM).
+    const cp = spawn(bin, args, { cwd, stdio: ['ignore', fd, fd], env: { ...process.env, LD_PRELOAD: '' } });
     track(cp);
     cp.on('error', () => {
       /* reported through exit / readiness timeout */
