@@ -192,10 +192,13 @@ async function main(argv: string[]): Promise<void> {
     process.exit(EXIT_FAILURE);
   }
   const cfg = server.config;
-  log.info({ host: addr.host, port: addr.port, file: cfg.file.path, ackMode: cfg.ackMode }, 'listening');
-  process.stdout.write(
-    `msgserver listening on ${addr.host}:${addr.port}, writing ${cfg.file.path} (ackMode ${cfg.ackMode})\n`,
-  );
+  const js = cfg.jetstream;
+  const sinks = [
+    ...(cfg.file.enabled ? [`writing ${cfg.file.path}`] : []),
+    ...(js ? [`publishing to JetStream stream ${js.stream} (${js.subjectPrefix}.<clientId>) on ${js.servers.join(',')}`] : []),
+  ];
+  log.info({ host: addr.host, port: addr.port, file: cfg.file.enabled ? cfg.file.path : null, jetstream: js?.stream ?? null, ackMode: cfg.ackMode }, 'listening');
+  process.stdout.write(`msgserver listening on ${addr.host}:${addr.port}, ${sinks.join(', ')} (ackMode ${cfg.ackMode})\n`);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
