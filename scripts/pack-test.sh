@@ -70,7 +70,7 @@ async function main() {
   const file = path.join(dir, 'messages.log');
   const server = new MessageServer({ port: 0, file: { path: file } });
   const { port } = await server.listen();
-  const client = await MessageClient.connect({ port, clientId: 4242 });
+  const client = await MessageClient.connect({ port, clientId: 4242, firstMsgId: 1 });
   const payload = (i) => `message ${i} ${'x'.repeat(i % 97)}`;
   const acks = await Promise.all(Array.from({ length: N }, (_, i) => client.send(payload(i), { name: `n${i % 10}` })));
   assert.equal(acks.length, N);
