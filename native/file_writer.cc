@@ -480,6 +480,9 @@ void FileWriter::settle_spans(bool stored) {
       m.status = status;
     }
   }
+#if MSGS_HAVE_NATS
+  if (publish && replicated) js_->flush();  // the ACKs wait for these publishes: send them now
+#endif
 }
 
 void FileWriter::record_latency(std::chrono::steady_clock::duration d) {

@@ -22,6 +22,7 @@ namespace {
 
 constexpr uint64_t kLogEveryMs = 5000;     // a dead cluster fails every batch: log once per interval
 constexpr uint64_t kStreamCheckEveryMs = 1000;
+constexpr int64_t kFlushWaitMs = 2;
 
 size_t ring_size(uint32_t max_pending) {
   size_t n = 1;
@@ -368,6 +369,12 @@ void JetStreamSink::publish(Batch* b, uint32_t i, uint64_t seq, bool decides, ui
   stats.unavailable.add();
   log_unavailable(now_ms, std::string("cannot publish a ") + std::to_string(size) + "-byte record: " +
                                       n.natsStatus_GetText(st));
+}
+
+void JetStreamSink::flush() {
+  // The PONG is not what matters (the publishes' acknowledgements are): a
+  // short wait bounds the writer's stall when NATS is slow or unreachable.
+  if (nc_) api_->natsConnection_FlushTimeout(nc_, kFlushWaitMs);
 }
 
 void JetStreamSink::settle(Slot& s, uint8_t outcome) {

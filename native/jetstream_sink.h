@@ -46,6 +46,10 @@ class JetStreamSink {
   // times out), and b->awaiting counts it. Otherwise its status is already
   // final and the outcome is only counted. A full ring makes the writer wait in both cases.
   void publish(Batch* b, uint32_t i, uint64_t seq, bool decides, uint64_t now_ms);
+  // After a buffer's publishes in 'replicated' mode: has libnats write them
+  // out now instead of after its flusher's 1 ms gathering delay. One write
+  // (and a PING) per buffer; waits at most kFlushWaitMs for the PONG.
+  void flush();
   // Applies the acknowledgements that arrived and the timeouts that passed.
   // Returns ms until the oldest publish times out, or -1 with none in flight.
   int reap(uint64_t now_ms);

@@ -18,7 +18,7 @@
   X(natsOptions_SetMaxPingsOut) X(natsOptions_SetNoRandomize)                                      \
   X(natsConnection_Connect) X(natsConnection_Close) X(natsConnection_Destroy)                      \
   X(natsConnection_PublishMsg) X(natsConnection_Subscribe) X(natsConnection_GetConnectedUrl)       \
-  X(natsConnection_JetStream)                                                                      \
+  X(natsConnection_JetStream) X(natsConnection_FlushTimeout)                                       \
   X(natsSubscription_SetPendingLimits) X(natsSubscription_Unsubscribe) X(natsSubscription_Destroy) \
   X(natsSubscription_Drain) X(natsSubscription_WaitForDrainCompletion)                            \
   X(natsInbox_Create) X(natsInbox_Destroy)                                                         \
