@@ -235,7 +235,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       set(j, "timeouts", js->stats.timeouts.get());
       set(j, "unavailable", js->stats.unavailable.get());
       set(j, "reconnects", js->stats.reconnects.get());
-      j.Set("connected", Napi::Boolean::New(env, js->stats.connected.get() != 0));
+      j.Set("connected", Napi::Boolean::New(env, js->connected()));
       o.Set("jetstream", j);
     }
 #endif

@@ -457,6 +457,9 @@ void FileWriter::settle_spans(bool stored) {
   uint64_t now_ms = monotonic_ms();
   bool publish = js_ && stored && js_->ready(now_ms, replicated);
   uint64_t seq = seq_ - buf_msgs_;  // the records' sequence numbers, in span order
+  // A binary file buffer holds the same records, in the same order: publish
+  // its bytes instead of encoding (and checksumming) each record again.
+  const uint8_t* rec = file_ && !text_ ? buf_ : nullptr;
 #endif
   for (const Span& s : spans_) {
     for (uint32_t i = s.begin; i < s.end; i++) {
@@ -465,8 +468,10 @@ void FileWriter::settle_spans(bool stored) {
 #if MSGS_HAVE_NATS
       if (js_ && stored) {
         ++seq;
+        const uint8_t* encoded = rec;
+        if (rec) rec += record::record_size(m.name_len, m.payload_len);
         if (publish) {
-          js_->publish(s.batch, i, seq, replicated, now_ms);
+          js_->publish(s.batch, i, seq, replicated, now_ms, encoded);
           if (replicated) continue;  // its acknowledgement decides
         } else {
           js_->stats.unavailable.add();

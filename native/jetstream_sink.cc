@@ -112,7 +112,6 @@ void JetStreamSink::open() {
   natsStatus s = n.natsConnection_Connect(&nc_, opts_);
   if (s == NATS_OK) {
     connected_.store(true, std::memory_order_release);
-    stats.connected.v.store(1, std::memory_order_relaxed);
   } else if (s != NATS_NOT_YET_CONNECTED) {
     check(s, "cannot connect to NATS");
   } else {
@@ -191,7 +190,6 @@ void JetStreamSink::on_connected(natsConnection* nc, void* closure) {
   if (!self) return;
   // release: the writer that sees connected also sees the connection set up.
   self->connected_.store(true, std::memory_order_release);
-  self->stats.connected.v.store(1, std::memory_order_relaxed);
   self->engine_.log("info", "jetstream: connected to " + self->connected_url(nc));
   self->wake_.notify();
 }
@@ -201,7 +199,6 @@ void JetStreamSink::on_disconnected(natsConnection*, void* closure) {
   JetStreamSink* self = in.sink();
   if (!self) return;
   self->connected_.store(false, std::memory_order_release);
-  self->stats.connected.v.store(0, std::memory_order_relaxed);
   self->engine_.log("warn", "jetstream: disconnected from NATS; reconnecting");
 }
 
@@ -211,7 +208,6 @@ void JetStreamSink::on_reconnected(natsConnection* nc, void* closure) {
   if (!self) return;
   self->stats.reconnects.add();
   self->connected_.store(true, std::memory_order_release);
-  self->stats.connected.v.store(1, std::memory_order_relaxed);
   self->engine_.log("info", "jetstream: reconnected to " + self->connected_url(nc));
   self->wake_.notify();
 }
@@ -320,16 +316,20 @@ bool JetStreamSink::ensure_stream() {
   return true;
 }
 
-void JetStreamSink::publish(Batch* b, uint32_t i, uint64_t seq, bool decides, uint64_t now_ms) {
+void JetStreamSink::publish(Batch* b, uint32_t i, uint64_t seq, bool decides, uint64_t now_ms,
+                            const uint8_t* encoded) {
   const NatsApi& n = *api_;
   // A cluster slower than the file slows the writer down (back-pressure)
   // rather than leaving holes in the stream, in every ACK mode.
   while (tail_ - head_ >= ring_.size()) wait_for_room();
   const MsgRef& m = b->msgs[i];
   size_t size = record::record_size(m.name_len, m.payload_len);
-  if (record_.size() < size) record_.resize(size);
-  record::encode(record_.data(), seq, b->time_us, m.client_id, m.msg_id, b->data + m.offset, m.name_len,
-                 b->data + m.payload_offset(), m.payload_len);
+  if (!encoded) {  // no binary file buffer holds it: encode it here
+    if (record_.size() < size) record_.resize(size);
+    record::encode(record_.data(), seq, b->time_us, m.client_id, m.msg_id, b->data + m.offset, m.name_len,
+                   b->data + m.payload_offset(), m.payload_len);
+    encoded = record_.data();
+  }
   subject_.assign(cfg_.subject_prefix);
   subject_ += '.';
   append_number(subject_, m.client_id);
@@ -352,7 +352,7 @@ void JetStreamSink::publish(Batch* b, uint32_t i, uint64_t seq, bool decides, ui
   if (decides) b->awaiting++;
 
   natsMsg* msg = nullptr;
-  natsStatus st = n.natsMsg_Create(&msg, subject_.c_str(), reply_.c_str(), reinterpret_cast<const char*>(record_.data()),
+  natsStatus st = n.natsMsg_Create(&msg, subject_.c_str(), reply_.c_str(), reinterpret_cast<const char*>(encoded),
                                    static_cast<int>(size));
   // Legacy clients number their messages from 1 on every run: a dedupe key
   // would drop a new run's messages as duplicates of the last run's.

@@ -44,8 +44,12 @@ class JetStreamSink {
   // Publishes message i of b as record `seq`. With `decides`, the message's
   // status is left pending and set when the acknowledgement arrives (or
   // times out), and b->awaiting counts it. Otherwise its status is already
-  // final and the outcome is only counted. A full ring makes the writer wait in both cases.
-  void publish(Batch* b, uint32_t i, uint64_t seq, bool decides, uint64_t now_ms);
+  // final and the outcome is only counted. A full ring makes the writer wait
+  // in both cases. `encoded` is the record already encoded (the binary file
+  // buffer's bytes), or null to encode it here.
+  void publish(Batch* b, uint32_t i, uint64_t seq, bool decides, uint64_t now_ms, const uint8_t* encoded);
+  // acquire: pairs with the connection callbacks' release.
+  bool connected() const { return connected_.load(std::memory_order_acquire); }
   // After a buffer's publishes in 'replicated' mode: has libnats write them
   // out now instead of after its flusher's 1 ms gathering delay. One write
   // (and a PING) per buffer; waits at most kFlushWaitMs for the PONG.

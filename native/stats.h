@@ -61,7 +61,6 @@ struct alignas(64) JetStreamStats {
   Counter timeouts;           // no acknowledgement within ackTimeoutMs
   Counter unavailable;        // messages not published: not connected, or no stream
   Counter reconnects;
-  Counter connected;          // 1 while connected (a gauge)
 };
 
 struct alignas(64) ListenerStats {
