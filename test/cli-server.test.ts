@@ -5,14 +5,13 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 
 import { envVarFor, parseServerArgs, SERVER_ENV_VARS, SERVER_FLAGS } from '../dist/cli/args';
 import { serverOptionsFromEnv } from '../dist/config';
 import { MessageClient, readLog, verifyLog } from '../dist/index';
-import { tempDir } from './helpers';
+import { freePort, tempDir } from './helpers';
 import { parseExposition, sample } from './prometheus-text';
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli', 'msgserver.js');
@@ -31,17 +30,6 @@ function dir(): string {
   return d;
 }
 
-/** A port free right now: bind 0, read it, close. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * The environment without the runner's own MSGSERVER_* options or MS_HOME

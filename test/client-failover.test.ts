@@ -13,18 +13,10 @@ import { MessageClient, type ClientEvents, type ResolvedEndpoint } from '../dist
 import { AckStatus, decodeClientFrame, encodeAck, encodeHelloOk, HELLO_SIZE } from '../dist/codec';
 import { AckError, ReconnectFailedError } from '../dist/errors';
 import { MessageServer, readLog } from '../dist/index';
-import { tempDir } from './helpers';
+import { freePort, tempDir } from './helpers';
 
 const T = { timeout: 60_000 };
 
-/** A port that was free a moment ago (bind 0, read it, close): connecting to it is refused. */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 async function startServer(file: string, extra: Record<string, unknown> = {}): Promise<{ server: MessageServer; endpoint: ResolvedEndpoint }> {
   const server = new MessageServer({

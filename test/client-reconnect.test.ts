@@ -4,21 +4,12 @@
 // than once only if the client reported it as resent.
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
 import { MessageClient, MessageServer, readLog } from '../dist/index';
-import { tempDir } from './helpers';
+import { freePort, tempDir } from './helpers';
 
-/** A port that was free a moment ago (bind 0, read it, close). */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 const TOTAL = 2_000;
 const RESTART_AT = 600; // ACKs seen before the server is closed

@@ -7,6 +7,15 @@ import * as path from 'node:path';
 
 import { decodeServerFrame, type ServerFrame } from '../dist/codec';
 
+/** A port that was free a moment ago (bind port 0 on 127.0.0.1, read it, close): connecting to it is refused. */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
 export function tempDir(prefix = 'msgserver-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }

@@ -6,7 +6,7 @@
 //
 // Skips when nats-server is not installed, unless MSGS_REQUIRE_NATS=1 (CI).
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -14,52 +14,11 @@ import { after, before, test } from 'node:test';
 import { AckError, LegacyClient, MessageClient, MessageServer, readLog, type LogEntry, type LogRecord, type ServerOptions } from '../dist/index';
 import { loadAddon } from '../dist/native';
 import { readStream, type StreamRecord } from '../dist/stream-reader';
-import { tempDir } from './helpers';
-import { freePort, natsServerPath } from './support/nats-cluster';
+import { freePort, tempDir } from './helpers';
+import { natsServerPath, startNatsServer, type NatsServer } from './support/nats-cluster';
 
 const NATS = natsServerPath();
 const skip = NATS === null && process.env.MSGS_REQUIRE_NATS !== '1' ? 'nats-server is not installed (apt-get install nats-server)' : false;
-
-interface Nats {
-  url: string;
-  port: number;
-  proc: ChildProcess;
-  stop(): Promise<void>;
-}
-
-/** Starts one nats-server with JetStream; resolves once its health check says JetStream is up. */
-async function startNats(port: number, dir: string): Promise<Nats> {
-  if (NATS === null) throw new Error('nats-server is not installed (apt-get install nats-server)');
-  const mon = await freePort();
-  const log = path.join(dir, `nats-${port}.log`);
-  const proc = spawn(NATS, ['-js', '-a', '127.0.0.1', '-p', String(port), '-m', String(mon), '-sd', path.join(dir, `js-${port}`), '-l', log], {
-    stdio: 'ignore',
-    // A sanitizer run preloads its runtime into node, not into nats-server.
-    env: { ...process.env, LD_PRELOAD: '' },
-  });
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`nats-server exited: ${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''}`);
-    try {
-      const r = await fetch(`http://127.0.0.1:${mon}/healthz?js-enabled-only=true`);
-      if (r.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error('nats-server did not become healthy in 15 s');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    port,
-    proc,
-    async stop() {
-      if (proc.exitCode === null) proc.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
 
 /** Polls `cond` every 20 ms until it holds; fails after `ms`. */
 async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
@@ -98,13 +57,13 @@ async function sendAll(client: MessageClient, n: number, tag: string): Promise<{
 }
 
 let dir = '';
-let nats: Nats | undefined;
+let nats: NatsServer | undefined;
 const cleanups: Array<() => Promise<unknown>> = [];
 
 before(async () => {
   if (skip) return;
   dir = tempDir('msgserver-js-');
-  nats = await startNats(await freePort(), dir);
+  nats = await startNatsServer(dir);
 });
 
 after(async () => {
@@ -276,7 +235,7 @@ test('no stream and createStream false: REPLICATION_FAILED, never OK, and a log 
   const { statuses } = await sendAll(client, 20, 'a');
   assert.deepEqual(statuses, { REPLICATION_FAILED: 20 });
   assert.equal(server.stats().acks.OK, 0);
-  assert.ok(logs.some((l) => l.level === 'error' && /stream ABSENT does not exist/.test(l.message)), JSON.stringify(logs));
+  await until('a log line naming stream ABSENT', () => logs.some((l) => l.level === 'error' && /stream ABSENT does not exist/.test(l.message)));
 });
 
 test('started while NATS is down: REPLICATION_FAILED (never OK), then normal service once NATS is up, without a restart', { skip, timeout: 60_000 }, async () => {
@@ -291,9 +250,10 @@ test('started while NATS is down: REPLICATION_FAILED (never OK), then normal ser
   const down = await sendAll(client, 200, 'd');
   assert.deepEqual(down.statuses, { REPLICATION_FAILED: 200 });
   assert.equal(server.stats().jetstream!.connected, false);
-  assert.ok(logs.some((l) => /not connected/.test(l.message)));
+  // Log lines reach JS asynchronously (after the ACKs, possibly): wait for it.
+  await until('a "not connected" log line', () => logs.some((l) => /not connected/.test(l.message)));
 
-  const late = await startNats(port, dir);
+  const late = await startNatsServer(dir, port);
   cleanups.push(() => late.stop());
   await until('the sink to connect', () => server.stats().jetstream!.connected, 20_000);
   const up = await sendAll(client, 300, 'u');
@@ -305,7 +265,7 @@ test('started while NATS is down: REPLICATION_FAILED (never OK), then normal ser
 });
 
 test('a NATS server that stops answering: the publish times out after ackTimeoutMs and is answered REPLICATION_FAILED, never OK', { skip, timeout: 60_000 }, async () => {
-  const own = await startNats(await freePort(), dir);
+  const own = await startNatsServer(dir);
   cleanups.push(() => {
     own.proc.kill('SIGCONT');
     return own.stop();

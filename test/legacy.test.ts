@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 
 import { MessageServer, readLog } from '../dist/index';
-import { tempDir } from './helpers';
+import { freePort, tempDir } from './helpers';
 
 // struct msg { uint32_t client_id; uint32_t msg_id; char name[128]; unsigned char buffer[1024]; }
 // packed, ids in network byte order.
@@ -152,13 +152,6 @@ test('newlines, backslashes, a full buffer without NUL and an empty name read ba
   assert.equal(asText.stdout, text, 'msglog cat --format text reproduces the file');
 });
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 test('app.conf with the original five keys starts the server there; a bad value names key and line', async () => {
   const home = tempDir();

@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 
@@ -15,27 +14,12 @@ import { connect, headers, type JetStreamClient, type JetStreamManager, type Nat
 import { parseLogArgs } from '../dist/cli/args';
 import { encodeRecord } from '../dist/record';
 import { NatsConnectError, readStream, StreamCorruptError, StreamNotFoundError, type StreamRecord } from '../dist/stream-reader';
-import { prng, randomBytes, tempDir } from './helpers';
+import { freePort, prng, randomBytes, tempDir } from './helpers';
+import { natsServerPath, startNatsServer } from './support/nats-cluster';
 
 // ---- the nats-server child ------------------------------------------------------
 
-/** $NATS_SERVER_BIN when set (only that), else /usr/bin, /usr/sbin (Debian's package), /usr/local/bin, $PATH. */
-function findNatsServer(): string | null {
-  const env = process.env.NATS_SERVER_BIN;
-  const candidates = env ? [env] : ['/usr/bin/nats-server', '/usr/sbin/nats-server', '/usr/local/bin/nats-server'];
-  if (!env) for (const dir of (process.env.PATH ?? '').split(':')) if (dir) candidates.push(path.join(dir, 'nats-server'));
-  for (const c of candidates) {
-    try {
-      fs.accessSync(c, fs.constants.X_OK);
-      return c;
-    } catch {
-      // try the next one
-    }
-  }
-  return null;
-}
-
-const NATS_BIN = findNatsServer();
+const NATS_BIN = natsServerPath();
 const REQUIRED = process.env.MSGS_REQUIRE_NATS === '1';
 const SKIP: string | false =
   NATS_BIN === null ? `nats-server not found (${process.env.NATS_SERVER_BIN ?? '/usr/bin, /usr/sbin, /usr/local/bin, $PATH'}); MSGS_REQUIRE_NATS=1 makes this a failure` : false;
@@ -47,55 +31,19 @@ if (NATS_BIN === null && REQUIRED) {
   });
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
-
-let child: ChildProcess | null = null;
+let stopNats: (() => Promise<void>) | null = null;
 let storeDir = '';
 let url = '';
 let nc: NatsConnection;
 let jsm: JetStreamManager;
 let js: JetStreamClient;
 
-/** Starts nats-server and resolves when it logs "Server is ready" (rejects with its output if it exits first). */
+/** Starts nats-server (test/support) and connects the test's own nats.js client. */
 async function startNats(): Promise<void> {
   storeDir = tempDir('msgserver-nats-');
-  const port = await freePort();
-  const monitor = await freePort();
-  url = `nats://127.0.0.1:${port}`;
-  const proc = spawn(NATS_BIN as string, ['-js', '-a', '127.0.0.1', '-p', String(port), '-m', String(monitor), '-sd', storeDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child = proc;
-  let output = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`nats-server not ready after 15 s:\n${output}`)), 15_000);
-    const onData = (d: Buffer): void => {
-      output += d.toString();
-      if (output.includes('Server is ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', onData);
-    proc.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`nats-server exited (${code ?? signal}) before it was ready:\n${output}`));
-    });
-    proc.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
-  // Logged once JetStream is up; the health endpoint confirms it.
-  const health = await fetch(`http://127.0.0.1:${monitor}/healthz?js-enabled-only=true`);
-  assert.equal(health.status, 200, `nats-server health: ${await health.text()}`);
+  const server = await startNatsServer(storeDir);
+  stopNats = server.stop;
+  url = server.url;
   nc = await connect({ servers: url });
   jsm = await nc.jetstreamManager();
   js = nc.jetstream();
@@ -105,14 +53,7 @@ if (SKIP === false && NATS_BIN !== null) {
   before(startNats);
   after(async () => {
     if (nc && !nc.isClosed()) await nc.close().catch(() => {});
-    const proc = child;
-    if (proc !== null && proc.exitCode === null && proc.signalCode === null) {
-      const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-      proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 5_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopNats?.();
     if (storeDir) fs.rmSync(storeDir, { recursive: true, force: true });
   });
 }

@@ -52,8 +52,10 @@ function findBinary(name: string, preferred: string[]): string | null {
   return whichSync(name) ?? (['/usr/sbin', '/usr/local/sbin', '/sbin'].map((d) => path.join(d, name)).find(isExecutable) ?? null);
 }
 
-/** /usr/bin/nats-server if executable, else a PATH lookup (then the sbin dirs), else null. */
+/** $NATS_SERVER_BIN when set (only that); else /usr/bin/nats-server, a PATH lookup, then the sbin dirs; else null. */
 export function natsServerPath(): string | null {
+  const own = process.env.NATS_SERVER_BIN;
+  if (own) return isExecutable(own) ? own : null;
   return findBinary('nats-server', ['/usr/bin/nats-server']);
 }
 
@@ -175,11 +177,6 @@ function removeDir(dir: string): void {
   } catch {
     /* best effort */
   }
-}
-
-/** Binds port 0 on 127.0.0.1, reads the port, closes. */
-export function freePort(): Promise<number> {
-  return freePorts(1).then((p) => p[0]);
 }
 
 /** n distinct free ports: all listeners are held until every port is known. */
@@ -513,6 +510,44 @@ export async function startNatsCluster(opts: { nodes?: number; name?: string; ti
 
 // ---------------------------------------------------------------------------
 // HAProxy
+
+/** One nats-server with JetStream (no cluster), for suites that need a single node. */
+export interface NatsServer {
+  url: string;
+  port: number;
+  proc: ChildProcess;
+  /** The server's log (for failure messages). */
+  logs(): string;
+  /** SIGTERM, then SIGKILL after 5 s; resolves once it exited. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts nats-server -js on 127.0.0.1:`port` (a free one when omitted), its
+ * store and log in `dir`; resolves once its health check says JetStream is up.
+ */
+export async function startNatsServer(dir: string, port?: number, timeoutMs = 15_000): Promise<NatsServer> {
+  const bin = natsServerPath();
+  if (bin === null) throw new Error('nats-server is not installed (apt-get install nats-server)');
+  const [p, mon] = port === undefined ? await freePorts(2) : [port, (await freePorts(1))[0]];
+  const log = path.join(dir, `nats-${p}.log`);
+  const proc = spawnLogged(bin, ['-js', '-a', '127.0.0.1', '-p', String(p), '-m', String(mon), '-sd', path.join(dir, `js-${p}`)], log, dir);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (!alive(proc)) throw new Error(`nats-server exited before it was ready:\n${tail(readText(log))}`);
+    try {
+      if ((await getJson(`http://127.0.0.1:${mon}/healthz?js-enabled-only=true`)).status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      await terminate(proc, 'SIGKILL', 0);
+      throw new Error(`nats-server not healthy after ${timeoutMs} ms:\n${tail(readText(log))}`);
+    }
+    await sleep(50);
+  }
+  return { url: `nats://127.0.0.1:${p}`, port: p, proc, logs: () => readText(log), stop: () => terminate(proc, 'SIGTERM', 5000) };
+}
 
 export interface Haproxy {
   /** Frontend port on 127.0.0.1. */
