@@ -57,7 +57,9 @@ server.listen().then(
     rl.on('line', (line) => {
       if (line.trim() === 'stats') {
         const cpu = process.cpuUsage();
-        process.stdout.write(JSON.stringify({ stats: server.stats(), rssBytes: process.memoryUsage().rss, cpuUs: cpu.user + cpu.system }) + '\n');
+        // stats() holds bigints (lastSeq): as numbers, for JSON.
+        const stats = JSON.stringify({ stats: server.stats(), rssBytes: process.memoryUsage().rss, cpuUs: cpu.user + cpu.system }, (_, v) => (typeof v === 'bigint' ? Number(v) : v));
+        process.stdout.write(stats + '\n');
       }
     });
     rl.on('close', close);

@@ -8,9 +8,9 @@
 // generator) in its own process. Each row starts the three servers, then runs
 // msgbench against them in turn, `runs` times (interleaved, so drift in the
 // machine's load hits all three alike), and reports medians. Writes
-// BENCHMARKS.md.
+// bench/BENCHMARKS.md.
 //
-// The JetStream rows (issue 9, ids jetstream-*) run several msgserver
+// The JetStream rows (ids jetstream-*) run several msgserver
 // configurations side by side instead of one: (a) written to the file only,
 // (b) written + JetStream beside, (c) replicated R1, (d) replicated R3 on a
 // 3-node cluster, (e) replicated with no file; the nats-server processes are
@@ -61,7 +61,7 @@ const DURATION = Number(opt['duration-ms'] ?? (QUICK ? 400 : 3000));
 const BURST_CONNS = Number(opt['burst-connections'] ?? 10000);
 // 'auto': before a throughput row's runs, try 1 and 2 load threads against each server and keep its better one.
 const LOAD_THREADS = opt['load-threads'] ?? (QUICK ? '1' : 'auto');
-const OUT = path.resolve(opt.out ?? path.join(ROOT, 'BENCHMARKS.md'));
+const OUT = path.resolve(opt.out ?? path.join(__dirname, 'BENCHMARKS.md'));
 
 // ---- the matrix ---------------------------------------------------------------
 
@@ -91,7 +91,7 @@ function buildRows() {
     r.id = `${r.protocol}-${r.kind}-${r.payload}-${r.ackMode}${r.hook ? '-hook' : ''}`;
     r.title = `${r.protocol} ${KIND[r.kind].label}, payload ${fmtBytes(r.payload)}${r.protocol === 'legacy' ? ' (1160-byte frames)' : ''}, ack ${r.ackMode}${r.hook ? ', msgserver with a no-op message hook (policy drop)' : ''}`;
   }
-  // JetStream (issue 9): one row per shape, msgserver configurations (JS_VARIANTS) side by side.
+  // JetStream: one row per shape, msgserver configurations (JS_VARIANTS) side by side.
   // --quick keeps them under ~10 s: no 100 B row, no ceiling or Node baseline beside them.
   const js = [
     { kind: 'pipelined', payload: 1024, variants: ['a', 'b', 'c', 'd', 'e'], baselines: ['ceil', 'node'] },
@@ -125,7 +125,7 @@ const JS_VARIANTS = {
   e: { short: 'replicated R1 no file', label: '(e) replicated, R1, file.enabled false', ackMode: 'replicated', nats: 'r1', noFile: true },
 };
 
-// Targets from issue 4; each returns [text, met] or null when it does not apply.
+// Targets; each returns [text, met] or null when it does not apply.
 function targetsFor(row, fig, byId) {
   const t = [];
   const { ms, ceil, node } = fig;
@@ -309,11 +309,11 @@ function prerequisites() {
   if (!fs.existsSync(MSGBENCH) || !fs.existsSync(path.join(ROOT, 'dist', 'index.js'))) {
     throw new Error('dist/ is missing: run `npm run build` first');
   }
-  const probe = execFileSync(process.execPath, ['-e', "process.stdout.write(typeof require('./dist/native').loadAddon().runLoad)"], {
+  const probe = execFileSync(process.execPath, ['-e', "process.stdout.write(typeof require('./dist/bench/bench').loadBenchAddon().runLoad)"], {
     cwd: ROOT,
     encoding: 'utf8',
   });
-  if (probe !== 'function') throw new Error('the native addon has no load generator (runLoad): rebuild it (npm run build:native)');
+  if (probe !== 'function') throw new Error('the load engine has no runLoad: rebuild it (npm run build: build/Release/msgbench/msgbench.node)');
   const fresh = fs.existsSync(CEILING_BIN) && fs.statSync(CEILING_BIN).mtimeMs >= fs.statSync(CEILING_SRC).mtimeMs;
   if (!fresh) {
     fs.mkdirSync(path.dirname(CEILING_BIN), { recursive: true });
@@ -363,13 +363,13 @@ function summarize(results, extra) {
   };
 }
 
-// ---- JetStream (issue 9) ------------------------------------------------------
+// ---- JetStream ------------------------------------------------------
 
 // null when the JetStream rows can run here, else why not.
 function jetstreamUnavailable() {
   if (!nats.findNatsServer()) return 'nats-server not found (looked on PATH and in /usr/sbin, /usr/local/sbin, /sbin; Debian: apt-get install nats-server)';
   const probe =
-    "const a = require('./dist/native').loadAddon(); process.stdout.write(typeof a.jetstreamAvailability === 'function' ? " +
+    "const a = require('./dist/server/native').loadAddon(); process.stdout.write(typeof a.jetstreamAvailability === 'function' ? " +
     "a.jetstreamAvailability() : 'this build of the native addon has no JetStream sink')";
   try {
     const avail = execFileSync(process.execPath, ['-e', probe], { cwd: ROOT, encoding: 'utf8' });
@@ -481,7 +481,7 @@ async function main() {
       // JetStream: a few messages through each sink first (the stream is
       // created on the first publish), and they must all be ACKed OK. In
       // this process (the addon's load generator): a warm-up is not measured.
-      const { runLoad } = require(path.join(ROOT, 'dist', 'bench.js'));
+      const { runLoad } = require(path.join(ROOT, 'dist', 'bench', 'bench.js'));
       await Promise.all(
         servers
           .filter((s) => s.nats)
@@ -679,7 +679,7 @@ function jetstreamTable(recs) {
 
 function summaryTable(recs) {
   const lines = [
-    '| row | msgserver | C ceiling | Node baseline | msgserver vs ceiling | msgserver vs Node | targets (issue 4) |',
+    '| row | msgserver | C ceiling | Node baseline | msgserver vs ceiling | msgserver vs Node | targets |',
     '|---|---|---|---|---|---|---|',
   ];
   for (const rec of recs) {
@@ -731,7 +731,7 @@ function render({ rows, m, loadBefore, loadAfter, secs }) {
   );
   if (rows.some((r) => r.row.group)) {
     L.push(
-      '- The JetStream rows (issue 9) run several msgserver configurations side by side in the same row, runs interleaved with each other (and with the C ceiling and Node baseline where listed; --quick runs neither beside them, nor the 100 B row): ' +
+      '- The JetStream rows run several msgserver configurations side by side in the same row, runs interleaved with each other (and with the C ceiling and Node baseline where listed; --quick runs neither beside them, nor the 100 B row): ' +
         Object.values(JS_VARIANTS)
           .map((v) => `**${v.label}**`)
           .join(', ') +
@@ -744,7 +744,7 @@ function render({ rows, m, loadBefore, loadAfter, secs }) {
   const grouped = rows.filter((r) => r.row.group);
   if (plain.length) L.push('## Summary', '', ...summaryTable(plain), '');
   if (grouped.length) {
-    L.push('## JetStream sink (issue 9)', '');
+    L.push('## JetStream sink', '');
     L.push(
       '- **vs (a) written**: the same shape measured in the same row with the file-only configuration; this is the cost of the JetStream sink. ' +
         '**vs C ceiling**: the ceiling parses and ACKs and stores nothing (no file, no JetStream), so for (b)-(e) the ratio is the share of a do-nothing server\'s rate that is left once every message also goes through nats-server (on the same 2 cores), not an efficiency figure of msgserver alone. ' +

@@ -78,6 +78,18 @@ Parse parse_hello(const uint8_t* p, size_t n, uint32_t* client_id, ErrCode* err)
   return Parse::kOk;
 }
 
+Parse parse_hello_ok(const uint8_t* p, size_t n, HelloOk* out, ErrCode* err) {
+  for (size_t i = 0; i < 4 && i < n; i++)
+    if (p[i] != kMagic[i]) return fail(err, kErrBadMagic);
+  if (n < kHelloSize) return Parse::kNeedMore;
+  if (out) {
+    out->version = p[4];
+    out->status = p[5];
+    out->max_message_bytes = get_u32(p + 8);
+  }
+  return Parse::kOk;
+}
+
 Parse parse_frame(const uint8_t* p, size_t n, uint32_t max_message_bytes,
                   Frame* f, ErrCode* err, size_t* need_total) {
   put(need_total, size_t(0));
@@ -254,9 +266,14 @@ size_t encode_frame(uint8_t* out, uint32_t client_id, uint32_t msg_id, const uin
     out[i] = uint8_t(client_id >> (24 - 8 * i));
     out[4 + i] = uint8_t(msg_id >> (24 - 8 * i));
   }
-  std::memcpy(out + 8, name, name_len < kNameSize ? name_len : kNameSize);
-  std::memcpy(out + 8 + kNameSize, text, text_len < kBufferSize ? text_len : kBufferSize);
+  // memcpy with a null pointer is undefined even for 0 bytes (an empty vector's data()).
+  if (name_len > 0) std::memcpy(out + 8, name, name_len < kNameSize ? name_len : kNameSize);
+  if (text_len > 0) std::memcpy(out + 8 + kNameSize, text, text_len < kBufferSize ? text_len : kBufferSize);
   return kFrameSize;
+}
+
+void set_msg_id(uint8_t* frame, uint32_t msg_id) {
+  for (int i = 0; i < 4; i++) frame[kMsgIdOffset + i] = uint8_t(msg_id >> (24 - 8 * i));
 }
 
 }  // namespace legacy

@@ -45,6 +45,11 @@ enum AckStatus : uint8_t {
   kAckReplicationFailed = 4,// ackMode replicated: JetStream did not acknowledge it in time
 };
 
+// How many of each there are (counters are arrays indexed by them): a new
+// code or status moves these, and every array with them.
+constexpr int kErrCodeCount = kErrInternal + 1;             // codes are 1..kErrCodeCount-1
+constexpr int kAckStatusCount = kAckReplicationFailed + 1;  // statuses are 0..kAckStatusCount-1
+
 // Result of a parse step.
 enum class Parse { kNeedMore, kOk, kError };
 
@@ -86,6 +91,14 @@ size_t encode_msg_header(uint8_t* out, uint64_t msg_id, const uint8_t* name,
                          uint8_t name_len, uint32_t payload_len);
 
 // Decoders for what the server sends (clients, tests, the bench).
+// HELLO_OK: "MSGS" u8 version u8 status u16 reserved u32 max_message_bytes.
+// kError (*err = kErrBadMagic) as soon as a byte of the magic is wrong (the
+// server sends an ERR frame instead of HELLO_OK when it refuses a connection,
+// e.g. BUSY); kNeedMore below 12 bytes; kOk fills *out. Version and status are
+// reported, not judged: the caller decides (kVersion, status 0 = accepted).
+struct HelloOk { uint8_t version; uint8_t status; uint32_t max_message_bytes; };
+Parse parse_hello_ok(const uint8_t* p, size_t n, HelloOk* out, ErrCode* err);
+
 struct Ack { uint8_t status; uint32_t count; uint64_t last_msg_id; };
 // Parses a server frame at p: type ACK or ERR. kOk sets *type and the fields.
 Parse parse_server_frame(const uint8_t* p, size_t n, uint8_t* type, Ack* ack,
@@ -108,6 +121,7 @@ constexpr size_t kNameSize = 128;
 constexpr size_t kBufferSize = 1024;
 constexpr size_t kAckSize = 3;
 constexpr uint8_t kAck[kAckSize] = {'a', 'c', 'k'};
+constexpr size_t kMsgIdOffset = 4;  // after client_id
 
 struct Frame {
   uint32_t client_id;
@@ -123,6 +137,9 @@ wire::Parse parse_frame(const uint8_t* p, size_t n, Frame* f);
 // Writes one struct (for clients, tests and the bench); `out` holds kFrameSize.
 size_t encode_frame(uint8_t* out, uint32_t client_id, uint32_t msg_id, const uint8_t* name,
                     size_t name_len, const uint8_t* text, size_t text_len);
+// Rewrites the msg_id of a frame encode_frame wrote, leaving the rest as it is
+// (a sender that reuses its frames: the bench).
+void set_msg_id(uint8_t* frame, uint32_t msg_id);
 
 }  // namespace legacy
 }  // namespace msgs

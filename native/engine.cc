@@ -3,50 +3,97 @@
 #include <csignal>
 #include <stdexcept>
 
-#include "file_writer.h"
-#include "listener.h"
-#include "service_loop.h"
 #include "time_util.h"
 
 namespace msgs {
 
-Engine::Engine(EngineConfig cfg, EventSink sink) : cfg_(std::move(cfg)), sink_(std::move(sink)) {}
+Engine::Engine(Config cfg, Events::Sink events) : cfg_(std::move(cfg)), events_(std::move(events)) {}
 
-Engine::~Engine() { stop(0); }
+Engine::~Engine() {
+  stop(0);
+  teardown();
+}
 
-uint16_t Engine::port() const { return listener_ ? listener_->port() : 0; }
+// The wiring: every component gets what it uses, here and nowhere else.
+void Engine::build() {
+  std::vector<ServiceLoop*> loops;
+  for (uint32_t i = 0; i < cfg_.service_threads; i++) {
+    services_.push_back(std::make_unique<ServiceLoop>(cfg_, live_, i, queue_, events_, open_connections_));
+    route_.add_owner(services_.back()->completions(), services_.back()->wake());
+    loops.push_back(services_.back().get());
+  }
+  listener_ = std::make_unique<Listener>(cfg_, live_, loops, events_, open_connections_);
+  // In the order they store a flush: the file first (what it could not
+  // store goes nowhere else), then the hooks, which see every stored
+  // message in its taking order, then JetStream, whose acknowledgements
+  // settle statuses while it publishes.
+  std::vector<Sink*> sinks;
+  if (cfg_.file.enabled) {
+    log_ = std::make_unique<LogFile>(cfg_.file, live_, events_, io_errors_);
+    file_sink_ = std::make_unique<FileSink>(cfg_, *log_, live_, queue_, events_, writer_wake_);
+    sinks.push_back(file_sink_.get());
+  }
+  hook_feed_ = std::make_unique<HookFeed>(hooks_, events_);
+  sinks.push_back(hook_feed_.get());
+  if (cfg_.jetstream.enabled) {
+    jetstream_ = make_jetstream_sink(cfg_, events_, writer_wake_);
+    sinks.push_back(jetstream_.get());
+  }
+  writer_ = std::make_unique<Writer>(cfg_, queue_, route_, writer_wake_, sinks);
+}
+
+// In the reverse order of build(): nothing is freed while something that
+// refers to it still exists.
+void Engine::teardown() {
+  writer_.reset();
+  hook_feed_.reset();
+  jetstream_.reset();
+  file_sink_.reset();
+  log_.reset();
+  listener_.reset();
+  services_.clear();
+}
 
 void Engine::start() {
-  if (running_) throw std::runtime_error("server is already running");
+  if (started_) throw std::runtime_error("an engine starts once");
+  started_ = true;
   // A file-size limit (RLIMIT_FSIZE) must turn into EFBIG, answered with
   // WRITE_FAILED, not kill the whole process. Only the default action is
   // replaced; a handler someone installed stays.
   struct sigaction old;
   if (sigaction(SIGXFSZ, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGXFSZ, SIG_IGN);
-  queue_bytes_.store(0, std::memory_order_relaxed);
-  queue_batches_.store(0, std::memory_order_relaxed);
-  open_connections_.store(0, std::memory_order_relaxed);
+  build();
   // Bind and open first, on the caller's thread, so their errors reach the
   // caller as exceptions; only then start threads.
-  auto listener = std::make_unique<Listener>(*this);
-  listener->bind();
-  std::vector<std::unique_ptr<ServiceLoop>> services;
-  for (uint32_t i = 0; i < cfg_.service_threads; i++) services.push_back(std::make_unique<ServiceLoop>(*this, i));
-  services_ = std::move(services);
-  listener_ = std::move(listener);
-  writer_ = std::make_unique<FileWriter>(*this);
   try {
-    writer_->open();
+    listener_->bind();
+    if (file_sink_) file_sink_->open();
+    if (jetstream_) jetstream_->open();
   } catch (...) {
-    writer_.reset();
-    services_.clear();
-    listener_.reset();
+    teardown();
     throw;
   }
-  writer_->start();
-  for (auto& s : services_) s->start();
-  listener_->start();
+  // From here on stop() knows how to wind down whatever started, also when a
+  // later thread fails to start.
   running_ = true;
+  try {
+    writer_->start(file_sink_ ? file_sink_->last_seq() : 0);
+    for (auto& s : services_) s->start();
+    listener_->start();
+  } catch (...) {
+    stop(0);
+    teardown();
+    throw;
+  }
+}
+
+void Engine::reconfigure(const Config& cfg) {
+  live_.apply(cfg);
+  if (running_) writer_wake_.signal();
+}
+
+void Engine::segment_archived(const std::string& path) {
+  if (running_ && file_sink_) file_sink_->archived(path);
 }
 
 StopReport Engine::stop(uint32_t timeout_ms) {
@@ -66,24 +113,6 @@ StopReport Engine::stop(uint32_t timeout_ms) {
   writer_->join();
   running_ = false;
   return report;
-}
-
-void Engine::wake_paused_services() {
-  for (auto& s : services_) {
-    if (s->paused()) s->notify();
-  }
-}
-
-void Engine::emit(EngineEvent&& ev) {
-  if (sink_) sink_(std::move(ev));
-}
-
-void Engine::log(const char* level, const std::string& message) {
-  EngineEvent ev;
-  ev.type = "log";
-  ev.level = level;
-  ev.message = message;
-  emit(std::move(ev));
 }
 
 }  // namespace msgs

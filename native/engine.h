@@ -1,36 +1,28 @@
-// The engine: wires the listener, the service threads, the shared queue and
-// the file writer together (docs/architecture.md), and owns their lifetime.
+// The engine: wires the components together once (docs/architecture.md) and
+// owns their lifetime. Each component gets references to exactly what it
+// uses; none of them knows the engine. The binding (addon.cc) sees the
+// engine's start/stop and read-only views of the counters.
 #pragma once
 #include <atomic>
 #include <cstdint>
-#include <functional>
 #include <memory>
-#include <string>
 #include <vector>
 
+#include "completion_route.h"
 #include "config.h"
+#include "events.h"
+#include "file_sink.h"
 #include "hooks.h"
-#include "mpsc_queue.h"
+#include "io_errors.h"
+#include "jetstream_sink.h"
+#include "listener.h"
+#include "log_file.h"
 #include "notifier.h"
-#include "stats.h"
+#include "service_loop.h"
+#include "shared_queue.h"
+#include "writer.h"
 
 namespace msgs {
-
-class Listener;
-class ServiceLoop;
-class FileWriter;
-struct Batch;
-
-// Something the engine reports to its host (the Node binding): log lines,
-// recovery, write errors. Called from engine threads; must not block.
-struct EngineEvent {
-  std::string type;     // "log", "recovered", "error", "rotate"
-  std::string level;    // for "log": "info", "warn", "error"
-  std::string message;
-  std::string detail;   // "rotate": the new segment's path
-  uint64_t a = 0, b = 0, c = 0;  // type-specific numbers (see addon.cc)
-};
-using EventSink = std::function<void(EngineEvent&&)>;
 
 struct StopReport {
   uint64_t unacked_closed = 0;   // connections closed with ACKs still owed
@@ -40,13 +32,13 @@ struct StopReport {
 
 class Engine {
  public:
-  Engine(EngineConfig cfg, EventSink sink);
+  Engine(Config cfg, Events::Sink events);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Binds the port, opens and recovers the file, starts every thread.
-  // Throws std::runtime_error with a message fit for the user.
+  // Binds the port, opens and recovers the log, connects the sinks, starts
+  // every thread. Throws std::runtime_error with a message fit for the user.
   void start();
   // Stops accepting, lets the service threads finish what they parsed, has
   // the writer flush and fsync, sends the ACKs, closes every connection and
@@ -54,52 +46,63 @@ class Engine {
   StopReport stop(uint32_t timeout_ms);
 
   bool running() const { return running_; }
-  const EngineConfig& config() const { return cfg_; }
-  uint16_t port() const;
-
-  // --- for the components ---
-  MpscQueue& queue() { return queue_; }
-  // Bytes charged to the shared queue (see Batch::accounted).
-  std::atomic<uint64_t>& queue_bytes() { return queue_bytes_; }
-  std::atomic<uint64_t>& queue_batches() { return queue_batches_; }
-  bool queue_full() const {
-    // relaxed: a stale value only delays a pause or a resume by one pass.
-    return queue_bytes_.load(std::memory_order_relaxed) >= cfg_.max_queue_bytes;
-  }
-  // Open connections across all service threads (maxConnections).
-  std::atomic<uint32_t>& open_connections() { return open_connections_; }
-  ServiceLoop& service(uint32_t i) { return *services_[i]; }
-  uint32_t service_count() const { return static_cast<uint32_t>(services_.size()); }
-  Listener& listener() { return *listener_; }
-  FileWriter& writer() { return *writer_; }
-  // Called by the writer after it consumed batches: resumes paused readers.
-  void wake_paused_services();
-  void emit(EngineEvent&& ev);
-  HookChannel& hooks() { return *hooks_; }
+  uint16_t port() const { return listener_ ? listener_->port() : 0; }
+  Events& events() { return events_; }
+  uint64_t events_dropped() const { return events_.dropped(); }
   // Shared: hook batches still queued for JS may outlive the engine.
-  std::shared_ptr<HookChannel> hooks_ptr() { return hooks_; }
-  // Connection events cost a string per connection: only when JS listens.
-  void set_connection_events(bool on) { conn_events_.store(on, std::memory_order_relaxed); }
-  // relaxed: a listener added a moment ago may miss a connection or two.
-  bool connection_events() const { return conn_events_.load(std::memory_order_relaxed); }
-  // relaxed: ids only need to be unique.
-  uint64_t next_connection_id() { return next_conn_id_.fetch_add(1, std::memory_order_relaxed); }
-  void log(const char* level, const std::string& message);
+  const std::shared_ptr<HookChannel>& hooks() { return hooks_; }
+
+  // --- Node thread, while running ---
+  // server.reconfigure(): the fields of LiveSettings take `cfg`'s values (the
+  // rest of `cfg` is ignored: lib reports those as needing a restart). The
+  // writer is woken to apply retention and the disk guard at once.
+  void reconfigure(const Config& cfg);
+  // Every archive hook resolved for this closed segment (afterArchive).
+  void segment_archived(const std::string& path);
+  // An archive hook rejected for a segment (counted: stats().archiveFailures).
+  void archive_failed() { archive_failures_.add(); }
+
+  // --- read-only views for stats (valid after start(), until destruction) ---
+  const std::vector<std::unique_ptr<ServiceLoop>>& services() const { return services_; }
+  const ListenerStats& listener_stats() const { return listener_->stats; }
+  const SharedQueue& queue() const { return queue_; }
+  const WriterStats& writer_stats() const { return writer_->stats; }
+  // Zeros when the file is off.
+  const LogFileStats& log_stats() const { return log_ ? log_->stats : no_log_stats_; }
+  const LatencyHistogram& store_latency() const { return file_sink_ ? file_sink_->store_latency : no_latency_; }
+  const FileSinkStats& file_sink_stats() const { return file_sink_ ? file_sink_->stats : no_file_sink_stats_; }
+  uint64_t archive_failures() const { return archive_failures_.get(); }
+  const IoErrorStats& io_error_stats() const { return io_errors_.stats; }
+  // Null without a jetstream section.
+  const JetStreamSink* jetstream() const { return jetstream_.get(); }
+  const HookChannel& hook_channel() const { return *hooks_; }
 
  private:
-  EngineConfig cfg_;
-  EventSink sink_;
+  void build();
+  void teardown();
+
+  const Config cfg_;
+  LiveSettings live_{cfg_};  // what reconfigure() changes; components read these, not cfg_
+  Events events_;
+  IoErrors io_errors_{events_};
+  bool started_ = false;  // an engine starts once: the queue and the route keep its wiring
   bool running_ = false;
-  MpscQueue queue_;
-  alignas(64) std::atomic<uint64_t> queue_bytes_{0};
-  std::atomic<uint64_t> queue_batches_{0};
-  alignas(64) std::atomic<uint32_t> open_connections_{0};
-  std::unique_ptr<Listener> listener_;
-  std::vector<std::unique_ptr<ServiceLoop>> services_;
-  std::unique_ptr<FileWriter> writer_;
+  std::atomic<uint32_t> open_connections_{0};
+  Notifier writer_wake_;
+  SharedQueue queue_{cfg_.limits.max_queue_bytes, writer_wake_};
+  CompletionRoute route_;
   std::shared_ptr<HookChannel> hooks_ = std::make_shared<HookChannel>();
-  std::atomic<bool> conn_events_{false};
-  std::atomic<uint64_t> next_conn_id_{1};
+  std::vector<std::unique_ptr<ServiceLoop>> services_;
+  std::unique_ptr<Listener> listener_;
+  std::unique_ptr<LogFile> log_;
+  std::unique_ptr<FileSink> file_sink_;
+  std::unique_ptr<JetStreamSink> jetstream_;
+  std::unique_ptr<HookFeed> hook_feed_;
+  std::unique_ptr<Writer> writer_;
+  const LogFileStats no_log_stats_{};
+  const LatencyHistogram no_latency_{};
+  const FileSinkStats no_file_sink_stats_{};
+  Counter archive_failures_;  // Node thread only
 };
 
 }  // namespace msgs

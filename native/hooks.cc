@@ -1,6 +1,71 @@
 #include "hooks.h"
 
+#include <cstring>
+
+#include "codec.h"
+#include "time_util.h"
+
 namespace msgs {
+
+void HookFeed::store(Flush& f) {
+  if (!channel_->enabled() || f.status != wire::kAckOk) return;
+  uint64_t bytes = 0;
+  size_t n = 0;
+  for (const Span& s : *f.spans) {
+    for (uint32_t i = s.begin; i < s.end; i++) {
+      const MsgRef& m = s.batch->msgs[i];
+      if (m.status != kPending) continue;
+      bytes += m.name_len + m.payload_len;
+      n++;
+    }
+  }
+  if (n == 0) return;
+  uint64_t budget = bytes + n * sizeof(HookMessage);
+  if (!channel_->reserve(budget, n)) {
+    unreported_ += n;
+    report_drops(false);
+    return;
+  }
+  HookBatch* hb = new HookBatch;
+  hb->budget = budget;
+  hb->data.resize(bytes);
+  hb->msgs.reserve(n);
+  uint32_t off = 0;
+  uint64_t seq = f.first_seq;
+  for (const Span& s : *f.spans) {
+    for (uint32_t i = s.begin; i < s.end; i++) {
+      const MsgRef& m = s.batch->msgs[i];
+      if (m.status != kPending) continue;  // not in this flush's numbering (TOO_LARGE)
+      uint64_t this_seq = seq++;
+      memcpy(hb->data.data() + off, s.batch->data + m.offset, m.name_len);
+      memcpy(hb->data.data() + off + m.name_len, s.batch->data + m.payload_offset(), m.payload_len);
+      hb->msgs.push_back(HookMessage{this_seq, s.batch->time_us, m.msg_id, m.client_id, off, m.payload_len, m.name_len});
+      off += m.name_len + m.payload_len;
+    }
+  }
+  channel_->deliver(hb);
+}
+
+int HookFeed::poll(uint64_t now_ms) {
+  if (unreported_ == 0) return -1;
+  if (report_drops(false)) return -1;
+  uint64_t due = last_report_ms_ + kDropReportMs;
+  return due > now_ms ? static_cast<int>(due - now_ms) : 1;
+}
+
+// Writer thread. Returns true when it reported (or had nothing to report).
+bool HookFeed::report_drops(bool force) {
+  if (unreported_ == 0) return true;
+  uint64_t now = monotonic_ms();
+  if (!force && last_report_ms_ != 0 && now - last_report_ms_ < kDropReportMs) return false;
+  last_report_ms_ = now;
+  uint64_t n = unreported_;
+  unreported_ = 0;
+  events_.log(LogLevel::kWarn, "message hooks fell behind: " + std::to_string(n) +
+                                   " messages dropped (policy 'drop', hook buffer full; stats().hookDropped)");
+  events_.emit(HookDropEvent{n});
+  return true;
+}
 
 void HookChannel::configure(bool enabled, bool block, uint64_t max_bytes) {
   {

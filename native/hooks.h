@@ -1,6 +1,7 @@
 // Message hooks: copies of stored messages handed to JS (server.onMessages)
-// off the data path. The writer thread copies each batch's messages into one
-// HookBatch (one copy per batch, none per message) and passes it to the host.
+// off the data path. The hook feed is one of the writer's sinks: it copies
+// each flush's stored messages into one HookBatch (one copy per flush, none
+// per message) and passes it to the host through the channel.
 // A byte budget bounds what waits for JS: with policy "drop" a batch that does
 // not fit is dropped and counted; with "block" the writer waits for room,
 // which slows ingest through the shared queue's back-pressure instead.
@@ -9,9 +10,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <vector>
 
+#include "events.h"
+#include "sink.h"
 #include "stats.h"
 
 namespace msgs {
@@ -66,6 +70,33 @@ class HookChannel {
   uint64_t max_bytes_ = 64ull << 20;
   uint64_t used_ = 0;
   Sink sink_;
+};
+
+class HookFeed final : public Sink {
+ public:
+  // Shared: hook batches still queued for JS may outlive the engine.
+  static constexpr uint64_t kDropReportMs = 1000;
+  // `events`: dropped messages (policy drop) are reported, coalesced: at
+  // most one warn line and one HookDropEvent per kDropReportMs, carrying
+  // the count since the last report.
+  HookFeed(std::shared_ptr<HookChannel> channel, Events& events)
+      : channel_(std::move(channel)), events_(events) {}
+  void open() override {}
+  // Reports drops still unreported once the interval has passed.
+  int poll(uint64_t now_ms) override;
+  void drain() override { report_drops(true); }
+  // Copies the flush's messages for the hooks, when any are registered and
+  // the file stored them (runs before the JetStream sink: a message may yet
+  // be answered REPLICATION_FAILED).
+  void store(Flush& f) override;
+
+ private:
+  bool report_drops(bool force);
+
+  std::shared_ptr<HookChannel> channel_;
+  Events& events_;
+  uint64_t unreported_ = 0;     // messages dropped since the last report
+  uint64_t last_report_ms_ = 0;
 };
 
 }  // namespace msgs

@@ -1,143 +1,33 @@
-// JetStream sink: the writer thread publishes each record to a NATS JetStream
-// stream (docs/scale-out.md). Publishing is pipelined: the writer publishes a
-// whole buffer's messages without waiting, each with its own reply subject
-// `<inbox>.<n>`; libnats's subscription thread records each acknowledgement
-// in slot n of a ring; the writer applies them (in publish order) and times
-// out the ones that never come. No JS runs on this path.
+// The JetStream sink (docs/scale-out.md): each record the writer stores is
+// also published to a NATS JetStream stream. The build chooses the
+// implementation: jetstream_nats.cc where nats.h was found (libnats itself is
+// loaded with dlopen when the sink starts), jetstream_none.cc otherwise,
+// whose sink refuses to start with a message naming the package to install.
 #pragma once
-#include <atomic>
-#include <cstdint>
+#include <memory>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "config.h"
-#include "nats_api.h"
+#include "events.h"
+#include "notifier.h"
+#include "sink.h"
 #include "stats.h"
 
 namespace msgs {
 
-class Engine;
-class Notifier;
-struct Batch;
-
-#if MSGS_HAVE_NATS
-
-class JetStreamSink {
+class JetStreamSink : public Sink {
  public:
-  JetStreamSink(Engine& engine, Notifier& writer_wake);
-  ~JetStreamSink();
-  JetStreamSink(const JetStreamSink&) = delete;
-  JetStreamSink& operator=(const JetStreamSink&) = delete;
-
-  // Node thread, before the writer starts: loads libnats and connects. A
-  // cluster that is down is not an error: libnats keeps trying in the
-  // background and messages are answered REPLICATION_FAILED meanwhile.
-  // Throws runtime_error for what retrying cannot fix (no libnats, bad URL).
-  void open();
-
-  // --- writer thread ---
-  // Connected, and the stream exists (created when createStream). The look-up
-  // runs on a checker thread; with `wait` (ackMode 'replicated') the writer
-  // waits for a look-up in progress instead of answering without the stream.
-  bool ready(uint64_t now_ms, bool wait);
-  // Publishes message i of b as record `seq`. With `decides`, the message's
-  // status is left pending and set when the acknowledgement arrives (or
-  // times out), and b->awaiting counts it. Otherwise its status is already
-  // final and the outcome is only counted. A full ring makes the writer wait
-  // in both cases. `encoded` is the record already encoded (the binary file
-  // buffer's bytes), or null to encode it here.
-  void publish(Batch* b, uint32_t i, uint64_t seq, bool decides, uint64_t now_ms, const uint8_t* encoded);
-  // acquire: pairs with the connection callbacks' release.
-  bool connected() const { return connected_.load(std::memory_order_acquire); }
-  // After a buffer's publishes in 'replicated' mode: has libnats write them
-  // out now instead of after its flusher's 1 ms gathering delay. One write
-  // (and a PING) per buffer; waits at most kFlushWaitMs for the PONG.
-  void flush();
-  // Applies the acknowledgements that arrived and the timeouts that passed.
-  // Returns ms until the oldest publish times out, or -1 with none in flight.
-  int reap(uint64_t now_ms);
-  bool idle() const { return head_ == tail_; }
-  // The oldest publish in flight has its outcome: reap() has work.
-  bool head_settled() const;
-  // Settles what is in flight (what has no outcome yet counts as timed out:
-  // the service threads are gone, no ACK waits for it) and closes.
-  void close();
-
+  // acquire: the connection state is set by libnats's threads.
+  virtual bool connected() const = 0;
   JetStreamStats stats;
-
- private:
-  // One publish in flight. `state` packs the publish number and its outcome
-  // so a late acknowledgement for a reused slot cannot touch the new publish.
-  struct Slot {
-    std::atomic<uint64_t> state{0};  // (n << 8) | outcome; outcome 0 = none yet
-    Batch* batch = nullptr;          // null: the outcome only counts
-    uint32_t index = 0;
-    uint64_t deadline_ms = 0;
-  };
-  enum Outcome : uint8_t { kNone = 0, kStored = 1, kDuplicate = 2, kRefused = 3, kNoStream = 4, kTimedOut = 5 };
-
-  // What libnats's callbacks get as their closure. libnats offers no point
-  // after which it will not call back any more, so the sink is reached only
-  // through this gate: close() clears `sink` and waits until no callback is
-  // inside, and the gate itself (16 bytes) is never freed.
-  struct Gate {
-    // seq_cst (both): a callback raises `active` then reads `sink`; close()
-    // clears `sink` then reads `active`. One of them sees the other.
-    std::atomic<JetStreamSink*> sink;
-    std::atomic<int> active{0};
-    explicit Gate(JetStreamSink* s) : sink(s) {}
-  };
-  class Entered;  // a callback's stay inside the gate
-
-  static void on_ack(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
-  static void on_disconnected(natsConnection* nc, void* closure);
-  static void on_connected(natsConnection* nc, void* closure);
-  static void on_reconnected(natsConnection* nc, void* closure);
-  static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
-  void ack(uint64_t n, Outcome outcome);
-  void settle(Slot& s, uint8_t outcome);
-  bool ensure_stream();
-  void check_stream();
-  void wait_for_room();
-  void log_unavailable(uint64_t now_ms, const std::string& why);
-  std::string connected_url(natsConnection* nc);
-
-  Engine& engine_;
-  Notifier& wake_;
-  const JetStreamConfig& cfg_;
-  const NatsApi* api_ = nullptr;
-  natsOptions* opts_ = nullptr;
-  natsConnection* nc_ = nullptr;
-  natsSubscription* sub_ = nullptr;
-  jsCtx* js_ = nullptr;
-  natsInbox* inbox_ = nullptr;
-  std::string reply_prefix_;           // "<inbox>."
-  bool dedupe_ = true;                 // set Nats-Msg-Id (not for legacy: its ids restart per run)
-
-  std::vector<Slot> ring_;             // power of two >= max_pending
-  uint64_t mask_ = 0;
-  uint64_t head_ = 1, tail_ = 1;       // publish numbers: [head_, tail_) in flight; 0 is never used
-  std::vector<uint8_t> record_;        // scratch: one encoded record
-  std::string subject_, reply_, msg_id_;
-
-  // release/acquire: set by libnats's connection-event thread, read by the writer.
-  std::atomic<bool> connected_{false};
-  // relaxed: a hint from the ack thread that the stream vanished; the writer re-checks.
-  std::atomic<bool> stream_missing_{false};
-  // The stream look-up (and creation) blocks on NATS requests, so it runs on
-  // its own short-lived thread, never on the writer's.
-  enum StreamState : int { kStreamUnknown, kStreamChecking, kStreamOk };
-  // release/acquire: the checker's result, read by the writer.
-  std::atomic<int> stream_state_{kStreamUnknown};
-  std::thread checker_;
-  uint64_t next_stream_check_ms_ = 0;
-  uint64_t last_checker_log_ms_ = 0;   // the checker thread's (one runs at a time, joined in between)
-  uint64_t last_unavailable_log_ms_ = 0;
-
-  Gate* gate_ = nullptr;
 };
 
-#endif
+// The sink for cfg.jetstream. `writer_wake` wakes the writer thread when an
+// acknowledgement arrives. Nothing connects before open().
+std::unique_ptr<JetStreamSink> make_jetstream_sink(const Config& cfg, Events& events, Notifier& writer_wake);
+
+// "available", or why the jetstream option cannot work here (this build has
+// no JetStream support, or libnats is missing): loads libnats on first call.
+std::string nats_availability();
 
 }  // namespace msgs

@@ -12,8 +12,7 @@
 #include <stdexcept>
 
 #include "codec.h"
-#include "engine.h"
-#include "service_loop.h"
+#include "system_error.h"
 #include "time_util.h"
 
 namespace msgs {
@@ -34,9 +33,14 @@ const char* errno_code(int e) {
 // at once would spin.
 bool fd_exhausted(int e) { return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM; }
 
+constexpr int kListenBacklog = 4096;          // the kernel caps it at net.core.somaxconn
+constexpr long kAcceptPauseUs = 100 * 1000;   // out of descriptors: wait this long before accepting again
+
 }  // namespace
 
-Listener::Listener(Engine& engine) : engine_(engine) {}
+Listener::Listener(const Config& cfg, const LiveSettings& live, std::vector<ServiceLoop*> services, Events& events,
+                   std::atomic<uint32_t>& open_connections)
+    : cfg_(cfg), live_(live), services_(std::move(services)), events_(events), open_connections_(open_connections) {}
 
 Listener::~Listener() {
   stop();
@@ -44,7 +48,7 @@ Listener::~Listener() {
 }
 
 void Listener::bind() {
-  const EngineConfig& cfg = engine_.config();
+  const Config& cfg = cfg_;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -53,15 +57,23 @@ void Listener::bind() {
   std::string port = std::to_string(cfg.port);
   int gai = getaddrinfo(cfg.host.c_str(), port.c_str(), &hints, &res);
   if (gai != 0) {
-    throw std::runtime_error("listen " + cfg.host + ":" + port + ": cannot resolve host: " + gai_strerror(gai));
+    SystemError e = SystemError::net("listen " + cfg.host + ":" + port + ": cannot resolve host: " + gai_strerror(gai),
+                                     gai == EAI_SYSTEM ? errno : 0, "getaddrinfo", cfg.host, cfg.port);
+    if (gai != EAI_SYSTEM) e.code = gai == EAI_AGAIN ? "EAI_AGAIN" : "ENOTFOUND";  // as Node's dns names them
+    throw e;
   }
   int err = 0;
+  const char* failed = "socket";
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) { err = errno; continue; }
+    if (fd < 0) { err = errno; failed = "socket"; continue; }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 4096) == 0) {
+    if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      failed = "bind";
+    } else if (listen(fd, kListenBacklog) != 0) {
+      failed = "listen";
+    } else {
       fd_ = fd;
       break;
     }
@@ -70,8 +82,8 @@ void Listener::bind() {
   }
   freeaddrinfo(res);
   if (fd_ < 0) {
-    throw std::runtime_error(std::string("listen ") + errno_code(err) + " " + cfg.host + ":" + port +
-                             ": " + strerror(err));
+    std::string what = std::string("listen ") + errno_code(err) + " " + cfg.host + ":" + port + ": " + strerror(err);
+    throw SystemError::net(what, err, failed, cfg.host, cfg.port);
   }
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
@@ -118,17 +130,17 @@ void Listener::accept_one(int fd, sockaddr* addr, int len) {
   stats.accepted.add();
   // relaxed: the limit is a bound, not a synchronisation point; a few
   // connections over it for a moment are harmless.
-  uint32_t open = engine_.open_connections().fetch_add(1, std::memory_order_relaxed);
-  if (open >= engine_.config().max_connections) {
-    engine_.open_connections().fetch_sub(1, std::memory_order_relaxed);
+  uint32_t open = open_connections_.fetch_add(1, std::memory_order_relaxed);
+  if (open >= live_.max_connections.load(std::memory_order_relaxed)) {
+    open_connections_.fetch_sub(1, std::memory_order_relaxed);
     reject_busy(fd);
     return;
   }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  ServiceLoop& svc = engine_.service(next_service_);
-  next_service_ = (next_service_ + 1) % engine_.service_count();
-  svc.hand_off(fd, addr, static_cast<socklen_t>(len));
+  ServiceLoop* svc = services_[next_service_];
+  next_service_ = (next_service_ + 1) % static_cast<uint32_t>(services_.size());
+  svc->hand_off(fd, addr, static_cast<socklen_t>(len));
 }
 
 void Listener::reject_busy(int fd) {
@@ -138,7 +150,7 @@ void Listener::reject_busy(int fd) {
   uint8_t sink[4096];
   while (read(fd, sink, sizeof sink) > 0) {
   }
-  if (engine_.config().protocol == Protocol::kV1) {  // legacy clients know no ERR frame
+  if (cfg_.protocol == Protocol::kV1) {  // legacy clients know no ERR frame
     uint8_t frame[wire::kMaxErrFrameSize];
     static const char kReason[] = "too many connections";
     size_t n = wire::encode_err(frame, wire::kErrBusy, kReason, sizeof kReason - 1);
@@ -153,15 +165,13 @@ void Listener::on_accept_error(evconnlistener* l, void* arg) {
   Listener* self = static_cast<Listener*>(arg);
   int e = EVUTIL_SOCKET_ERROR();
   self->stats.accept_errors.add();
-  uint64_t now = monotonic_ms();
-  if (now - self->last_error_log_ms_ >= 10000) {  // once per interval, not per failure
-    self->last_error_log_ms_ = now;
-    self->engine_.log("error", std::string("accept failed: ") + strerror(e) +
-                                   (fd_exhausted(e) ? "; pausing accepts for 100 ms" : ""));
+  if (self->error_log_.allow(monotonic_ms())) {  // once per interval, not per failure
+    self->events_.log(LogLevel::kError, std::string("accept failed: ") + strerror(e) +
+                                            (fd_exhausted(e) ? "; pausing accepts for 100 ms" : ""));
   }
   if (fd_exhausted(e)) {
     evconnlistener_disable(l);
-    timeval tv{0, 100 * 1000};
+    timeval tv{0, kAcceptPauseUs};
     evtimer_add(self->resume_event_, &tv);
   }
 }

@@ -6,20 +6,28 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "config.h"
+#include "events.h"
 #include "notifier.h"
+#include "service_loop.h"
 #include "stats.h"
 
 namespace msgs {
 
-class Engine;
-
 class Listener {
  public:
-  explicit Listener(Engine& engine);
+  static constexpr uint64_t kErrorLogIntervalMs = 10000;
+  // Hands accepted sockets to `services` in turn; counts them into
+  // `open_connections` (each service thread counts its own out).
+  // `live`: maxConnections, which server.reconfigure() can change.
+  Listener(const Config& cfg, const LiveSettings& live, std::vector<ServiceLoop*> services, Events& events,
+           std::atomic<uint32_t>& open_connections);
   ~Listener();
 
   // Node thread, before start(): creates, binds and listens. Throws
@@ -40,7 +48,12 @@ class Listener {
   void accept_one(int fd, sockaddr* addr, int len);
   void reject_busy(int fd);
 
-  Engine& engine_;
+  const Config& cfg_;
+  const LiveSettings& live_;
+  std::vector<ServiceLoop*> services_;
+  Events& events_;
+  std::atomic<uint32_t>& open_connections_;
+  RateLimit error_log_{kErrorLogIntervalMs};
   event_base* base_ = nullptr;
   evconnlistener* listener_ = nullptr;
   event* stop_event_ = nullptr;
@@ -50,7 +63,6 @@ class Listener {
   int fd_ = -1;
   uint16_t port_ = 0;
   uint32_t next_service_ = 0;
-  uint64_t last_error_log_ms_ = 0;
 };
 
 }  // namespace msgs

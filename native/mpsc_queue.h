@@ -76,10 +76,4 @@ class MpscQueue {
   MpscNode stub_;
 };
 
-// Container-of: the queue holds MpscNode members embedded in larger structs.
-template <typename T>
-T* node_owner(MpscNode* n) {
-  return static_cast<T*>(n);
-}
-
 }  // namespace msgs

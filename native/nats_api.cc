@@ -7,8 +7,6 @@
 
 namespace msgs {
 
-#if MSGS_HAVE_NATS
-
 namespace {
 
 // The soname of Debian's libnats3.4; libnats.so (the -dev symlink) as a
@@ -64,19 +62,5 @@ const NatsApi* load_nats(std::string* why) {
   }
   return &loaded.api;
 }
-
-std::string nats_availability() {
-  std::string why;
-  return load_nats(&why) ? "available" : why;
-}
-
-#else
-
-std::string nats_availability() {
-  return "jetstream is not in this build: nats.h was not found when the addon was compiled "
-         "(apt-get install libnats-dev, then npm rebuild msgserver)";
-}
-
-#endif
 
 }  // namespace msgs

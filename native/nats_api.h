@@ -1,11 +1,11 @@
 // libnats (the NATS C client), loaded with dlopen the first time a JetStream
-// sink starts. The addon does not link it: a machine without libnats loads
-// the addon and loses only the jetstream option (with an error that says what
-// to install), and the prebuild's NEEDED list stays libevent_core + libc.
+// sink starts; built only where nats.h was found (CMakeLists.txt). The addon
+// does not link it: a machine without libnats loads the addon and loses only
+// the jetstream option (with an error that says what to install), and the
+// prebuild's NEEDED list does not grow.
 #pragma once
 #include <string>
 
-#if MSGS_HAVE_NATS
 #include <nats/nats.h>
 
 // Every libnats function the sink calls. The pointer types come from nats.h
@@ -35,17 +35,8 @@ struct NatsApi {
 #undef MSGS_NATS_POINTER
 };
 
-}  // namespace msgs
-#endif
-
-namespace msgs {
-
 // Loads libnats once per process (thread-safe). Returns nullptr, with the
-// reason and the fix in *why, when this build or this machine has no libnats.
-#if MSGS_HAVE_NATS
+// reason and the fix in *why, when this machine has no libnats.
 const NatsApi* load_nats(std::string* why);
-#endif
-// "available", or why the jetstream option cannot work here.
-std::string nats_availability();
 
 }  // namespace msgs

@@ -18,8 +18,11 @@ class Notifier {
 
   // Any thread, after publishing work.
   void notify() {
-    // seq_cst: must be ordered after the producer's publication and before
-    // the sleeper's re-check (Dekker-style handshake with prepare_sleep()).
+    // seq_cst fence: the producer's publication (an acq_rel exchange or CAS)
+    // must be ordered before the read of armed_ below, as the sleeper's
+    // prepare_sleep() store is ordered before its re-check: Dekker needs
+    // both sides in the single total order.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     if (armed_.exchange(false, std::memory_order_seq_cst)) signal();
   }
   // Unconditional wake (stop requests, rare events).

@@ -14,8 +14,6 @@
 #include <string>
 
 #include "codec.h"
-#include "engine.h"
-#include "file_writer.h"
 #include "time_util.h"
 
 namespace msgs {
@@ -29,6 +27,34 @@ constexpr size_t kKeepInBuffer = 64 * 1024;   // partial-frame buffer kept betwe
 constexpr size_t kPoolSize = 16;
 constexpr uint64_t kLingerMs = 2000;          // after an ERR: wait for the client to close
 constexpr uint64_t kDrainLingerMs = 1000;
+constexpr int kPauseCheckMs = 250;            // a paused thread looks around at least this often
+constexpr long kSweepIntervalUs = 250 * 1000; // timeouts are checked by one sweep, not a timer each
+constexpr uint64_t kHintIntervalMs = 10000;   // protocol-mismatch hints: one log line per thread per interval
+
+// The protocol-mismatch hints are logged at most once per interval by each
+// service thread (the thread that parses is the one that logs).
+thread_local RateLimit t_hint_log{kHintIntervalMs};
+
+const char kLegacyOnV1Reason[] =
+    "bad magic: expected \"MSGS\" HELLO; this looks like a legacy client (1160-byte structs): "
+    "serve it with protocol: 'legacy' (--protocol legacy)";
+
+// A v1 port's first bytes that failed the magic check: do they look like the
+// legacy protocol's struct (u32 client_id, u32 msg_id, then a NUL-padded
+// name)? Judged on what arrived: the name's bytes must be text, then NULs.
+bool looks_legacy(const uint8_t* p, size_t n) {
+  if (n <= 8) return false;
+  size_t end = std::min(n, size_t{8 + legacy::kNameSize});
+  size_t i = 8;
+  while (i < end && p[i] >= 0x20 && p[i] != 0x7f) i++;
+  while (i < end && p[i] == 0) i++;
+  return i == end;
+}
+
+// A v1 HELLO ("MSGS", version 1) at the start of a legacy port's connection.
+bool looks_v1_hello(const uint8_t* p, size_t n) {
+  return n >= 5 && memcmp(p, "MSGS", 4) == 0 && p[4] == 1;
+}
 }  // namespace
 
 struct ServiceLoop::Conn {
@@ -96,16 +122,31 @@ std::string format_address(const sockaddr_storage& ss) {
   return "unknown";
 }
 
+std::string peer_address(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "unknown";
+  return format_address(ss);
+}
+
 }  // namespace
 
-ServiceLoop::ServiceLoop(Engine& engine, uint32_t index)
-    : engine_(engine), index_(index), legacy_(engine.config().protocol == Protocol::kLegacy) {
+ServiceLoop::ServiceLoop(const Config& cfg, const LiveSettings& live, uint32_t index, SharedQueue& queue,
+                         Events& events, std::atomic<uint32_t>& open_connections)
+    : cfg_(cfg),
+      live_(live),
+      index_(index),
+      queue_(queue),
+      events_(events),
+      open_connections_(open_connections),
+      producer_(queue.add_producer(notifier_)),
+      legacy_(cfg.protocol == Protocol::kLegacy) {
   base_ = event_base_new();
   if (!base_) throw std::runtime_error("event_base_new failed");
   notify_event_ = event_new(base_, notifier_.fd(), EV_READ | EV_PERSIST, on_notify_cb, this);
   event_add(notify_event_, nullptr);
   sweep_event_ = event_new(base_, -1, EV_PERSIST, on_sweep_cb, this);
-  timeval tv{0, 250 * 1000};
+  timeval tv{0, kSweepIntervalUs};
   event_add(sweep_event_, &tv);
   batch_ = fresh_batch();
 }
@@ -121,7 +162,7 @@ ServiceLoop::~ServiceLoop() {
   while (MpscNode* n = handoffs_.pop()) {
     HandOff* h = static_cast<HandOff*>(n);
     close(h->fd);
-    engine_.open_connections().fetch_sub(1, std::memory_order_relaxed);
+    open_connections_.fetch_sub(1, std::memory_order_relaxed);
     delete h;
   }
   while (MpscNode* n = completions_.pop()) delete static_cast<Batch*>(n);
@@ -166,7 +207,7 @@ void ServiceLoop::run() {
     process_mailbox();
     flush_dirty();  // ACKs for completions picked up just now: never sleep on them
     if (done_) break;
-    if (!draining_ && engine_.queue_full()) {
+    if (!draining_ && queue_.full()) {
       wait_for_queue_space();
       continue;
     }
@@ -186,25 +227,16 @@ void ServiceLoop::run() {
 }
 
 // The shared queue is full: stop reading sockets (TCP back-pressure) until the
-// writer has taken enough. ACKs for completed batches still go out.
-bool ServiceLoop::wait_for_queue_space() {
+// writer has taken enough (the handshake is SharedQueue::pause()). ACKs for
+// completed batches still go out.
+void ServiceLoop::wait_for_queue_space() {
   stats.paused.add();
-  // seq_cst (both): Dekker handshake with FileWriter, which lowers
-  // queue_bytes and then checks paused().
-  paused_.store(true, std::memory_order_seq_cst);
-  notifier_.prepare_sleep();
-  bool full = engine_.queue_bytes().load(std::memory_order_seq_cst) >= engine_.config().max_queue_bytes;
-  bool work = !handoffs_.empty() || !completions_.empty() ||
-              drain_requested_.load(std::memory_order_acquire);
-  if (full && !work) {
-    notifier_.wait(250);
-  } else {
-    notifier_.cancel_sleep();
-  }
-  paused_.store(false, std::memory_order_relaxed);
+  queue_.pause(producer_, kPauseCheckMs, [this] {
+    // acquire: see drain_deadline_ms_ if the flag is set.
+    return !handoffs_.empty() || !completions_.empty() || drain_requested_.load(std::memory_order_acquire);
+  });
   process_mailbox();
   flush_dirty();
-  return !full;
 }
 
 void ServiceLoop::process_mailbox() {
@@ -233,7 +265,7 @@ void ServiceLoop::add_connection(HandOff* h) {
   delete h;
   if (draining_) {
     close(fd);
-    engine_.open_connections().fetch_sub(1, std::memory_order_relaxed);
+    open_connections_.fetch_sub(1, std::memory_order_relaxed);
     return;
   }
   Conn* c = new Conn;
@@ -252,11 +284,8 @@ void ServiceLoop::add_connection(HandOff* h) {
   if (legacy_) c->state = State::kOpen;  // no handshake
   c->ev_read = event_new(base_, fd, EV_READ | EV_PERSIST, on_read_cb, c);
   event_add(c->ev_read, nullptr);
-  c->id = engine_.next_connection_id();
-  if (engine_.connection_events()) {
-    EngineEvent ev{"connection", "", format_address(addr), "", c->id, index_, 0};
-    engine_.emit(std::move(ev));
-  }
+  c->id = events_.next_connection_id();
+  if (events_.connection_events()) events_.emit(ConnectionEvent{c->id, format_address(addr), index_});
   stats.accepted.add();
   stats.connections.add();
 }
@@ -281,10 +310,7 @@ void ServiceLoop::close_conn(Conn* c, const char* reason) {
     unacked_closed_++;
     unacked_messages_ += c->acks_owed;
   }
-  if (engine_.connection_events()) {
-    EngineEvent ev{"disconnect", "", reason, "", c->id, c->messages, c->acks_owed};
-    engine_.emit(std::move(ev));
-  }
+  if (events_.connection_events()) events_.emit(DisconnectEvent{c->id, reason, c->messages, c->acks_owed});
   event_free(c->ev_read);
   if (c->ev_write) event_free(c->ev_write);
   close(c->fd);
@@ -292,7 +318,7 @@ void ServiceLoop::close_conn(Conn* c, const char* reason) {
   s.conn = nullptr;
   s.gen++;  // batches still in flight now miss this connection
   free_slots_.push_back(c->slot);
-  engine_.open_connections().fetch_sub(1, std::memory_order_relaxed);
+  open_connections_.fetch_sub(1, std::memory_order_relaxed);
   stats.connections.sub();
   std::free(c->in);
   std::free(c->out);
@@ -320,12 +346,12 @@ void ServiceLoop::on_read(Conn* c) {
   }
   if (c->state == State::kFailing) return;
   // Over the bound: leave the bytes in the socket; run() pauses this thread.
-  if (engine_.queue_full()) return;
+  if (queue_.full()) return;
   if (c->out_len > kMaxOutBytes) {  // the client does not read its ACKs
     set_reading(c, false);
     return;
   }
-  if (c->inflight_bytes >= engine_.config().max_inflight_bytes_per_connection) {
+  if (c->inflight_bytes >= live_.max_inflight_bytes_per_connection.load(std::memory_order_relaxed)) {
     // This client alone must not fill the shared queue: wait for its ACKs.
     stats.inflight_pauses.add();
     set_reading(c, false);
@@ -389,13 +415,22 @@ bool ServiceLoop::read_large_frame(Conn* c) {
 size_t ServiceLoop::parse(Conn* c, uint8_t* base, size_t avail) {
   if (legacy_) return parse_legacy(c, base, avail);
   size_t pos = 0;
-  const EngineConfig& cfg = engine_.config();
   if (c->state == State::kHello) {
     wire::ErrCode err;
     switch (wire::parse_hello(base, avail, &c->client_id, &err)) {
       case wire::Parse::kNeedMore:
         return 0;
       case wire::Parse::kError:
+        if (err == wire::kErrBadMagic && looks_legacy(base, avail)) {
+          if (t_hint_log.allow(monotonic_ms())) {
+            events_.log(LogLevel::kWarn, "connection from " + peer_address(c->fd) +
+                                             " sent what looks like a legacy 1160-byte struct, but this server "
+                                             "speaks protocol: 'v1' (refused with ERR BAD_MAGIC): serve legacy "
+                                             "clients with protocol: 'legacy' (--protocol legacy)");
+          }
+          fail(c, err, kLegacyOnV1Reason);
+          return 0;
+        }
         fail(c, err, err == wire::kErrBadMagic     ? "bad magic: expected \"MSGS\" HELLO"
                      : err == wire::kErrBadVersion ? "unsupported protocol version (server speaks 1)"
                                                    : "bad HELLO: flags and reserved must be zero");
@@ -405,7 +440,7 @@ size_t ServiceLoop::parse(Conn* c, uint8_t* base, size_t avail) {
     }
     c->state = State::kOpen;
     uint8_t ok[wire::kHelloSize];
-    append_out(c, ok, wire::encode_hello_ok(ok, 0, cfg.max_message_bytes));
+    append_out(c, ok, wire::encode_hello_ok(ok, 0, cfg_.limits.max_message_bytes));
     mark_dirty(c);
     pos = wire::kHelloSize;
   }
@@ -413,7 +448,7 @@ size_t ServiceLoop::parse(Conn* c, uint8_t* base, size_t avail) {
     wire::Frame f;
     wire::ErrCode err;
     size_t need = 0;
-    wire::Parse r = wire::parse_frame(base + pos, avail - pos, cfg.max_message_bytes, &f, &err, &need);
+    wire::Parse r = wire::parse_frame(base + pos, avail - pos, cfg_.limits.max_message_bytes, &f, &err, &need);
     if (r == wire::Parse::kNeedMore) {
       c->need_total = need;
       break;
@@ -434,6 +469,13 @@ size_t ServiceLoop::parse(Conn* c, uint8_t* base, size_t avail) {
 // The original protocol: back-to-back fixed-size structs, no handshake, no
 // error frames (any 1160 bytes are a message).
 size_t ServiceLoop::parse_legacy(Conn* c, uint8_t* base, size_t avail) {
+  // A v1 client waits for a HELLO_OK this protocol never sends: say why.
+  if (c->messages == 0 && looks_v1_hello(base, avail) && t_hint_log.allow(monotonic_ms())) {
+    events_.log(LogLevel::kWarn, "connection from " + peer_address(c->fd) +
+                                     " sent a protocol v1 HELLO, but this server speaks protocol: 'legacy' "
+                                     "(1160-byte structs, no HELLO_OK): connect v1 clients to a server with "
+                                     "protocol: 'v1' (--protocol v1), or use a legacy client (msgclient --legacy)");
+  }
   size_t pos = 0;
   legacy::Frame f;
   while (c->state == State::kOpen && legacy::parse_frame(base + pos, avail - pos, &f) == wire::Parse::kOk) {
@@ -448,12 +490,12 @@ size_t ServiceLoop::parse_legacy(Conn* c, uint8_t* base, size_t avail) {
 
 void ServiceLoop::add_message(Conn* c, uint32_t client_id, uint8_t name_len, uint64_t msg_id, uint32_t payload_len,
                               size_t name_offset, uint16_t payload_gap) {
-  uint8_t status = payload_len > engine_.config().max_message_bytes ? uint8_t{wire::kAckTooLarge} : kPending;
+  uint8_t status = payload_len > cfg_.limits.max_message_bytes ? uint8_t{wire::kAckTooLarge} : kPending;
   batch_->msgs.push_back(MsgRef{c->slot, c->gen, static_cast<uint32_t>(name_offset), payload_len, msg_id, client_id,
                                 name_len, status, payload_gap});
   stats.messages_in.add();
   c->messages++;
-  if (engine_.config().ack_mode == AckMode::kReceived) {
+  if (cfg_.ack_mode == AckMode::kReceived) {
     ack(c, status == kPending ? uint8_t{wire::kAckOk} : status, msg_id);
   } else {
     c->acks_owed++;
@@ -515,13 +557,7 @@ void ServiceLoop::flush_batch() {
     batch_->used = 0;
     return;
   }
-  batch_->accounted = batch_->cap;  // the memory it holds, not just the bytes used
-  // relaxed: the bound is approximate by one batch per thread; the queue push
-  // below carries the synchronisation for the batch's contents.
-  engine_.queue_bytes().fetch_add(batch_->accounted, std::memory_order_relaxed);
-  engine_.queue_batches().fetch_add(1, std::memory_order_relaxed);
-  engine_.queue().push(batch_);
-  engine_.writer().notify();
+  queue_.push(batch_);
   stats.batches_pushed.add();
   batches_out_++;
   batch_ = fresh_batch();
@@ -529,7 +565,7 @@ void ServiceLoop::flush_batch() {
 
 void ServiceLoop::on_completion(Batch* b) {
   batches_out_--;
-  if (engine_.config().ack_mode != AckMode::kReceived) {
+  if (cfg_.ack_mode != AckMode::kReceived) {
     for (const MsgRef& m : b->msgs) {
       Conn* c = lookup(m.conn_slot, m.conn_gen);
       if (c) settle(c, m);  // else closed meanwhile: nobody to tell
@@ -545,7 +581,7 @@ void ServiceLoop::settle(Conn* c, const MsgRef& m) {
   c->inflight_bytes -= m.name_len + m.payload_len;
   ack(c, m.status == kPending ? uint8_t{wire::kAckWriteFailed} : m.status, m.msg_id);
   if (!c->reading && c->state == State::kOpen && !draining_ && c->out_len <= kMaxOutBytes &&
-      c->inflight_bytes < engine_.config().max_inflight_bytes_per_connection) {
+      c->inflight_bytes < live_.max_inflight_bytes_per_connection.load(std::memory_order_relaxed)) {
     set_reading(c, true);
   }
 }
@@ -693,7 +729,11 @@ void ServiceLoop::start_linger(Conn* c, uint64_t linger_ms) {
 // Timers and shutdown
 
 void ServiceLoop::sweep() {
-  const EngineConfig& cfg = engine_.config();
+  // Read once per sweep: server.reconfigure() may change them.
+  struct {
+    uint32_t handshake_timeout_ms, idle_timeout_ms, frame_timeout_ms;
+  } cfg{live_.handshake_timeout_ms.load(std::memory_order_relaxed),
+        live_.idle_timeout_ms.load(std::memory_order_relaxed), live_.frame_timeout_ms.load(std::memory_order_relaxed)};
   uint64_t now = monotonic_ms();
   for (const Slot& s : slots_) {
     Conn* c = s.conn;

@@ -14,17 +14,23 @@
 #include <vector>
 
 #include "batch.h"
+#include "config.h"
+#include "events.h"
 #include "mpsc_queue.h"
 #include "notifier.h"
+#include "shared_queue.h"
 #include "stats.h"
 
 namespace msgs {
 
-class Engine;
-
 class ServiceLoop {
  public:
-  ServiceLoop(Engine& engine, uint32_t index);
+  // `open_connections` is shared with the listener, which counts a
+  // connection in before handing it off; this thread counts it out.
+  // `live`: the timeouts and maxInflightBytesPerConnection, which
+  // server.reconfigure() can change while the thread runs.
+  ServiceLoop(const Config& cfg, const LiveSettings& live, uint32_t index, SharedQueue& queue, Events& events,
+              std::atomic<uint32_t>& open_connections);
   ~ServiceLoop();
   ServiceLoop(const ServiceLoop&) = delete;
   ServiceLoop& operator=(const ServiceLoop&) = delete;
@@ -34,17 +40,13 @@ class ServiceLoop {
 
   // Listener thread: give this thread a freshly accepted socket.
   void hand_off(int fd, const sockaddr* addr, socklen_t len);
-  // Writer thread: return a batch whose messages are stored (or failed).
-  // The caller wakes the thread with notify() once per round of completions.
-  void complete(Batch* b) { completions_.push(b); }
-  void notify() { notifier_.notify(); }
+  // Wiring for the writer's way back (completion_route.h): batches whose
+  // messages are stored (or failed) come back through this queue, and the
+  // writer wakes the thread through this notifier.
+  MpscQueue& completions() { return completions_; }
+  Notifier& wake() { return notifier_; }
   // Node thread (through Engine::stop): stop reading, finish, close.
   void request_drain(uint64_t deadline_ms);
-  // Writer thread: true while this thread waits for queue space.
-  bool paused() const {
-    // seq_cst: pairs with the pause handshake in run() (Dekker-style).
-    return paused_.load(std::memory_order_seq_cst);
-  }
   uint64_t unacked_closed() const { return unacked_closed_; }
   uint64_t unacked_messages() const { return unacked_messages_; }
 
@@ -60,7 +62,7 @@ class ServiceLoop {
   enum class State : uint8_t { kHello, kOpen, kFailing, kLinger };
 
   void run();
-  bool wait_for_queue_space();
+  void wait_for_queue_space();
   void process_mailbox();
   void add_connection(HandOff* h);
   void settle(Conn* c, const MsgRef& m);
@@ -95,8 +97,13 @@ class ServiceLoop {
   void begin_drain();
   bool drain_finished();
 
-  Engine& engine_;
+  const Config& cfg_;
+  const LiveSettings& live_;
   const uint32_t index_;
+  SharedQueue& queue_;
+  Events& events_;
+  std::atomic<uint32_t>& open_connections_;
+  uint32_t producer_;      // this thread's place in the shared queue's handshake
   const bool legacy_;      // protocol 'legacy': fixed structs, "ack" replies
   event_base* base_ = nullptr;
   event* notify_event_ = nullptr;
@@ -118,7 +125,6 @@ class ServiceLoop {
   uint64_t batches_out_ = 0;           // pushed and not yet completed
   uint64_t now_ms_ = 0;
 
-  std::atomic<bool> paused_{false};
   // release/acquire: the deadline written before the flag is read after it.
   std::atomic<bool> drain_requested_{false};
   uint64_t drain_deadline_ms_ = 0;

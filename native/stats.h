@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "codec.h"
+
 namespace msgs {
 
 // relaxed everywhere: counters carry no synchronisation, only numbers.
@@ -15,8 +17,8 @@ struct Counter {
   uint64_t get() const { return v.load(std::memory_order_relaxed); }
 };
 
-constexpr int kAckStatuses = 5;
-constexpr int kErrCodes = 13;
+constexpr int kAckStatuses = wire::kAckStatusCount;
+constexpr int kErrCodes = wire::kErrCodeCount;
 
 struct alignas(64) ServiceStats {
   Counter connections;        // open now (owned by this thread)
@@ -32,22 +34,30 @@ struct alignas(64) ServiceStats {
   Counter inflight_pauses;    // times a connection hit maxInflightBytesPerConnection
 };
 
+// The writer thread's own counters (the file's are LogFileStats).
 struct alignas(64) WriterStats {
   Counter batches;            // service batches consumed
-  Counter writes;             // write() calls that stored a batch
+  Counter failed_records;     // records answered WRITE_FAILED
+  Counter last_seq;           // last sequence number stored
+};
+
+// The log file's counters (log_file.h), written by the thread that owns it.
+struct alignas(64) LogFileStats {
+  Counter writes;             // pwrite loops that stored a buffer
   Counter records;            // records written
-  Counter bytes;              // bytes written to the file
+  Counter bytes;              // bytes written
   Counter fsyncs;
   Counter synced_records;     // records covered by a completed fdatasync
-  Counter write_errors;
-  Counter failed_records;     // records answered WRITE_FAILED
-  Counter last_seq;
   Counter torn_bytes_cut;     // bytes truncated by recovery at start
   Counter rotations;          // segments closed
-  // Time of each write (+ its fdatasync when the policy syncs per batch), in
-  // microseconds: bucket i counts writes that took < 2^i us (the last: more).
-  static constexpr int kLatencyBuckets = 24;
-  Counter write_latency[kLatencyBuckets];
+  Counter segments_deleted;   // closed segments deleted by retention
+};
+
+// The file sink's counters and gauges (writer thread).
+struct alignas(64) FileSinkStats {
+  Counter disk_guard_pauses;  // times ingest paused for low disk space (file.minFreeBytes)
+  Counter disk_low;           // gauge, 0/1: paused for low disk space now
+  Counter last_store_failed;  // gauge, 0/1: the most recent flush was not stored
 };
 
 // The JetStream sink's counters: written by the writer thread, except
@@ -62,6 +72,12 @@ struct alignas(64) JetStreamStats {
   Counter unavailable;        // messages not published: not connected, or no stream
   Counter reconnects;
 };
+
+// The arrays above are indexed by the wire codes: one counter per code.
+static_assert(sizeof(ServiceStats::acks) / sizeof(Counter) == wire::kAckReplicationFailed + 1,
+              "one ACK counter per status in codec.h");
+static_assert(sizeof(ServiceStats::errors) / sizeof(Counter) == wire::kErrInternal + 1,
+              "one ERR counter per code in codec.h (index 0 unused)");
 
 struct alignas(64) ListenerStats {
   Counter accepted;

@@ -4,7 +4,12 @@
 // source build prints what is missing and how to install it, not the cmake
 // output, which is saved to a log file instead.
 //
-//   npm_config_build_from_source=true (npm install --build-from-source)
+// cmake-js and node-addon-api are devDependencies, not dependencies: most
+// installs use the prebuild and never need them (npm 11.19+ does not even run
+// this script for a dependency until the project approves it). When a source
+// build is needed and they are missing, this says what to install.
+//
+//   npm_config_build_from_source=true (npm rebuild --build-from-source)
 //     skips the prebuild and always builds.
 //   PREBUILDS_ONLY=1: node-gyp-build looks at prebuilds/ only.
 'use strict';
@@ -14,10 +19,13 @@ const os = require('node:os');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const pkgName = require(path.join(root, 'package.json')).name;
+const pkg = require(path.join(root, 'package.json'));
+const pkgName = pkg.name;
 const APT = 'apt-get install libevent-dev cmake g++ pkg-config';
+// the npm packages a source build needs (devDependencies of this package)
+const BUILD_PACKAGES = ['cmake-js', 'node-addon-api'];
 
-// Loads the addon the way lib/native.ts does, in a child process (so a
+// Loads the addon the way lib/server/native.ts does, in a child process (so a
 // half-loaded addon never lives in this one). Returns null or the error.
 function tryLoad() {
   const r = spawnSync(
@@ -56,16 +64,48 @@ function installHint() {
   return `${APT}   (Debian/Ubuntu; on other systems the equivalent packages)`;
 }
 
+function resolveFrom(request) {
+  try {
+    return require.resolve(request, { paths: [root] });
+  } catch {
+    return null;
+  }
+}
+
+function whyNoPrebuildLines(whyNoPrebuild) {
+  if (whyNoPrebuild && /No native build was found/.test(whyNoPrebuild))
+    return [`  This package has no prebuilt binary for ${process.platform}-${process.arch}.`];
+  if (whyNoPrebuild) return [`  The prebuilt binary did not load: ${whyNoPrebuild}`];
+  return [];
+}
+
 function buildFromSource(whyNoPrebuild) {
   const logFile = path.join(os.tmpdir(), `${pkgName}-build-${Date.now()}.log`);
-  const cmakeJs = require.resolve('cmake-js/bin/cmake-js', { paths: [root] });
+  const cmakeJs = resolveFrom('cmake-js/bin/cmake-js');
+  const missingNpm = BUILD_PACKAGES.filter((p) => !resolveFrom(`${p}/package.json`));
+  if (missingNpm.length) {
+    const specs = missingNpm.map((p) => `${p}@${(pkg.devDependencies || {})[p] || 'latest'}`);
+    const lines = [
+      `${pkgName}: building the native addon from source needs ${missingNpm.join(' and ')}, which ${missingNpm.length > 1 ? 'are' : 'is'} not installed.`,
+      ...whyNoPrebuildLines(whyNoPrebuild),
+      `  They are not dependencies of ${pkgName} (most installs use the prebuilt binary). In your project:`,
+      `    npm install --save-dev ${specs.join(' ')}`,
+      `  then npm install (or npm rebuild ${pkgName}) again. The build also needs the system packages:`,
+      `    ${installHint()}`,
+    ];
+    console.error(lines.join('\n'));
+    return 1;
+  }
+  // the bench engine's sources are in the repository, not always in the package
+  const args = ['rebuild'];
+  if (!fs.existsSync(path.join(root, 'bench', 'loadgen'))) args.push('--CDMSGS_BUILD_BENCH=OFF');
   const t0 = Date.now();
-  const r = spawnSync(process.execPath, [cmakeJs, 'rebuild'], {
+  const r = spawnSync(process.execPath, [cmakeJs, ...args], {
     cwd: root,
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
   });
-  const output = `$ cmake-js rebuild   (in ${root})\n${r.stdout || ''}${r.stderr || ''}${r.error ? `\n${r.error}` : ''}`;
+  const output = `$ cmake-js ${args.join(' ')}   (in ${root})\n${r.stdout || ''}${r.stderr || ''}${r.error ? `\n${r.error}` : ''}`;
   let saved = true;
   try {
     fs.writeFileSync(logFile, output);
@@ -79,14 +119,7 @@ function buildFromSource(whyNoPrebuild) {
   }
 
   const lines = [`${pkgName}: could not build the native addon from source, and no prebuilt binary fits this machine (${process.platform}-${process.arch}).`];
-  if (whyNoPrebuild && /No native build was found/.test(whyNoPrebuild)) {
-    lines.push(`  This package has no prebuilt binary for ${process.platform}-${process.arch}.`);
-  } else if (whyNoPrebuild) {
-    lines.push(`  The prebuilt binary did not load: ${whyNoPrebuild}`);
-  }
-  if (whyNoPrebuild && /libevent[^ ]*\.so/.test(whyNoPrebuild)) {
-    lines.push('  To use the prebuilt binary, the libevent runtime is enough: apt-get install libevent-2.1-7');
-  }
+  lines.push(...whyNoPrebuildLines(whyNoPrebuild));
   const missing = r.status === 0 ? [] : missingTools();
   if (missing.length) {
     lines.push(`  Missing: ${missing.join(', ')}.`);

@@ -8,15 +8,44 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const sanitize = process.argv[2] || '';
-const dir = path.join(root, sanitize ? `build-tests-${sanitize}` : 'build-tests');
+// MSGS_NATIVE_TESTS_DIR: another build directory (CI's build without the NATS headers uses one).
+const dir = path.join(root, process.env.MSGS_NATIVE_TESTS_DIR || (sanitize ? `build-tests-${sanitize}` : 'build-tests'));
 const hasNinja = spawnSync('ninja', ['--version']).status === 0;
 
 const configure = ['-S', root, '-B', dir, '-DMSGS_BUILD_TESTS=ON', `-DMSGS_SANITIZE=${sanitize}`];
 if (hasNinja && !fs.existsSync(path.join(dir, 'CMakeCache.txt'))) configure.push('-G', 'Ninja');
-execFileSync('cmake', configure, { stdio: ['ignore', 'ignore', 'inherit'] });
-execFileSync('cmake', ['--build', dir, '--parallel', '2'], { stdio: 'inherit' });
+// What the build needs, checked first: a missing tool ends in one message
+// naming the package, not in a stack trace.
+const works = (cmd, args = ['--version']) => {
+  const r = spawnSync(cmd, args, { stdio: 'ignore' });
+  return !r.error && r.status === 0;
+};
+const missing = [];
+if (!works('cmake')) missing.push('cmake');
+if (!['c++', 'g++', 'clang++'].some((c) => works(c))) missing.push('g++');
+const hasPkgConfig = works('pkg-config');
+if (!hasPkgConfig) missing.push('pkg-config');
+if (hasPkgConfig ? !works('pkg-config', ['--exists', 'libevent_core']) : !fs.existsSync('/usr/include/event2/event.h'))
+  missing.push('libevent-dev');
+if (missing.length) {
+  console.error(
+    `native tests: missing ${missing.join(', ')}. Install the build packages: sh scripts/setup.sh ` +
+      `(or: apt-get install ${missing.join(' ')})`,
+  );
+  process.exit(1);
+}
+function run(args, stdio, what) {
+  try {
+    execFileSync('cmake', args, { stdio });
+  } catch (err) {
+    console.error(`native tests: ${what} failed (${err.status != null ? `exit ${err.status}` : err.message}); the output is above`);
+    process.exit(1);
+  }
+}
+run(configure, ['ignore', 'ignore', 'inherit'], `cmake configure of ${path.relative(root, dir)}`);
+run(['--build', dir, '--parallel', '2'], 'inherit', 'the native test build');
 
-const tests = ['test_crc32c', 'test_codec', 'test_record', 'test_mpsc_queue'];
+const tests = ['test_crc32c', 'test_codec', 'test_record', 'test_mpsc_queue', 'test_log_file'];
 const env = { ...process.env, TSAN_OPTIONS: 'halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' };
 let failed = 0;
 for (const t of tests) {

@@ -40,9 +40,11 @@ const env = {
   MSGS_RSS_SLACK_MIB: kind === 'asan' ? '1024' : '128',
 };
 // End to end, hostile input, lifecycle, legacy, hooks and events, limits,
-// durability (its server children inherit the sanitized addon), the storm and
-// the JetStream sink (against a real nats-server, which skips when it is missing).
-const suites = ['e2e', 'bad-input', 'lifecycle', 'legacy', 'hooks', 'limits', 'durability', 'storm', 'jetstream'];
+// durability and disk faults (their server children inherit the sanitized
+// addon; the fault shim is preloaded after the sanitizer runtime), the storm
+// and the JetStream sink (against a real nats-server, which skips when it is
+// missing).
+const suites = ['e2e', 'bad-input', 'lifecycle', 'legacy', 'hooks', 'limits', 'durability', 'io-faults', 'storm', 'jetstream'];
 const tests = suites.map((t) => path.join(root, 'dist-test', `${t}.test.js`));
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...tests], { stdio: 'inherit', env, cwd: root });
 process.exit(r.status ?? 1);

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 
 import { MessageClient, MessageServer, readLog } from '../dist/index';
-import { AckStatus, encodeHello, encodeMsg, ErrCode } from '../dist/codec';
+import { AckStatus, encodeHello, encodeMsg, ErrCode } from '../dist/format/codec';
 import { prng, randomBytes, rawExchange, tempDir } from './helpers';
 
 const MAX = 1024;

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { runLoad, loadSucceeded, type LoadProgress } from '../dist/bench';
+import { runLoad, loadSucceeded, type LoadProgress } from '../dist/bench/bench';
 import { MessageServer } from '../dist/index';
 import { tempDir } from './helpers';
 

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { after, test } from 'node:test';
 
 import { envVarFor, parseServerArgs, SERVER_ENV_VARS, SERVER_FLAGS } from '../dist/cli/args';
-import { serverOptionsFromEnv } from '../dist/config';
+import { serverOptionsFromEnv } from '../dist/server/config';
 import { MessageClient, readLog, verifyLog } from '../dist/index';
 import { freePort, tempDir } from './helpers';
 import { parseExposition, sample } from './prometheus-text';

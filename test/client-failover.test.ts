@@ -9,8 +9,8 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { MessageClient, type ClientEvents, type ResolvedEndpoint } from '../dist/client';
-import { AckStatus, decodeClientFrame, encodeAck, encodeHelloOk, HELLO_SIZE } from '../dist/codec';
+import { MessageClient, type ClientEvents, type ResolvedEndpoint } from '../dist/client/client';
+import { AckStatus, decodeClientFrame, encodeAck, encodeHelloOk, HELLO_SIZE } from '../dist/format/codec';
 import { AckError, ReconnectFailedError } from '../dist/errors';
 import { MessageServer, readLog } from '../dist/index';
 import { freePort, tempDir } from './helpers';

@@ -1,13 +1,13 @@
 // MessageClient against a fake server written here with node:net. The fake
-// encodes and parses the wire format itself (not through lib/codec), so these
+// encodes and parses the wire format itself (not through lib/format/codec), so these
 // tests also pin the client's bytes to the protocol in docs/protocol.md.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
 import { once } from 'node:events';
-import { MessageClient, type AckResult, type ClientOptions } from '../dist/client';
+import { MessageClient, type AckResult, type ClientOptions } from '../dist/client/client';
 import { AckError, ConnectionClosedError, ConnectTimeoutError, ReconnectFailedError, SendManyError, ServerError } from '../dist/errors';
-import { ProtocolError } from '../dist/codec';
+import { ProtocolError } from '../dist/format/codec';
 
 const T = { timeout: 20_000 };
 
@@ -315,7 +315,8 @@ test('ERR rejects every in-flight and queued send with ServerError; later sends 
       assert.equal(r.status, 'rejected');
       const err = (r as PromiseRejectedResult).reason;
       assert.ok(err instanceof ServerError, String(err));
-      assert.equal(err.code, 8);
+      assert.equal(err.code, 'ERR_MSGS_SERVER');
+      assert.equal(err.errCode, 8);
       assert.equal(err.codeName, 'SHUTTING_DOWN');
       assert.equal(err.reason, 'server closing');
       assert.equal(err.message, 'server closed the connection: SHUTTING_DOWN (server closing)');

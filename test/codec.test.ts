@@ -1,4 +1,4 @@
-// Wire codec (lib/codec.ts): golden vectors of test/vectors/frames.txt both
+// Wire codec (lib/format/codec.ts): golden vectors of test/vectors/frames.txt both
 // ways (the same file the native test_codec reads), plus incremental parsing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,7 +24,7 @@ import {
   encodeMsg,
   encodeMsgHeader,
   errCodeName,
-} from '../dist/codec';
+} from '../dist/format/codec';
 
 import { hex, loadVectors, type Vector } from './vectors';
 const num = (v: Vector, k: string): number => Number(v.f[k]);
@@ -122,7 +122,7 @@ test('vectors: err and err_cut', () => {
 function throwsCode(fn: () => unknown, code: number, what: string): void {
   assert.throws(fn, (e: unknown) => {
     assert.ok(e instanceof ProtocolError, `${what}: ${String(e)}`);
-    assert.equal(e.code, code, `${what}: ${e.message}`);
+    assert.equal(e.errCode, code, `${what}: ${e.message}`);
     return true;
   });
 }
@@ -170,7 +170,9 @@ test('code and status names', () => {
 test('ProtocolError carries its code and name', () => {
   const e = new ProtocolError(ErrCode.MALFORMED, 'short frame');
   assert.ok(e instanceof Error);
-  assert.equal(e.code, 6);
+  assert.equal(e.code, 'ERR_MSGS_PROTOCOL');
+  assert.equal(e.errCode, 6);
+  assert.equal(e.codeName, 'MALFORMED');
   assert.equal(e.name, 'ProtocolError');
   assert.match(e.message, /MALFORMED: short frame/);
 });

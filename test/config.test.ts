@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as os from 'node:os';
-import { ConfigError, configFromJson, DEFAULTS, resolveConfig, type ServerOptions } from '../dist/config';
+import { ConfigError, configFromJson, DEFAULTS, resolveConfig, type ServerOptions } from '../dist/server/config';
 
 /** Runs resolveConfig expecting a ConfigError and returns it. */
 function configError(opts: unknown): ConfigError {
@@ -22,7 +22,18 @@ test('defaults match the spec', () => {
     serviceThreads: Math.min(256, os.availableParallelism()),
     protocol: 'v1',
     ackMode: 'written',
-    file: { enabled: true, path: 'messages.log', format: 'binary', rotateBytes: 0, rotateMs: 0, fsync: 'interval', fsyncIntervalMs: 1000, repair: false },
+    file: {
+      enabled: true,
+      path: 'messages.log',
+      format: 'binary',
+      rotateBytes: 0,
+      rotateMs: 0,
+      fsync: 'interval',
+      fsyncIntervalMs: 1000,
+      repair: false,
+      retention: { maxBytes: 0, maxAgeMs: 0, maxSegments: 0, afterArchive: false },
+      minFreeBytes: 64 * 1024 * 1024,
+    },
     batch: { maxMessages: 4096, maxBytes: 1048576, maxDelayMs: 0 },
     limits: {
       maxMessageBytes: 1048576,

@@ -83,3 +83,30 @@ test('every TypeScript example in the docs compiles against the published types'
   const r = spawnSync(tsc, ['-p', dir], { encoding: 'utf8' });
   assert.equal(r.status, 0, `the docs' examples do not compile:\n${r.stdout}${r.stderr}`);
 });
+
+/**
+ * User docs describe the software and how it behaves, not how the project was
+ * made: no "this machine", no workplace, no tickets. Measured figures name the
+ * machine only as "a 2-vCPU VM". (docs/architecture.md explains the code to
+ * its maintainers and bench/BENCHMARKS.md records runs: not checked.)
+ */
+test('user docs and messages describe the software, not its making', () => {
+  const MAKING = [/\bthis machine\b/i, /\bworkplace\b/i, /\b\d+-core machine\b/i, /\bthe issue\b/i, /\bissue's\b/i, /\bon this box\b/i];
+  const files = [
+    'README.md',
+    ...fs.readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md') && f !== 'architecture.md').map((f) => `docs/${f}`),
+  ];
+  const hits: string[] = [];
+  for (const file of files) {
+    fs.readFileSync(path.join(root, file), 'utf8').split('\n').forEach((line, i) => {
+      for (const re of MAKING) if (re.test(line)) hits.push(`${file}:${i + 1}: ${line.trim()}`);
+    });
+  }
+  // The CLIs' messages too (a "2-core" or "this workplace" must not reach a user's terminal).
+  for (const f of fs.readdirSync(path.join(root, 'lib', 'cli'))) {
+    fs.readFileSync(path.join(root, 'lib', 'cli', f), 'utf8').split('\n').forEach((line, i) => {
+      for (const re of MAKING) if (re.test(line)) hits.push(`lib/cli/${f}:${i + 1}: ${line.trim()}`);
+    });
+  }
+  assert.deepEqual(hits, []);
+});

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 
 import { MessageClient, MessageServer, readLog, verifyLog } from '../dist/index';
-import { encodeRecord } from '../dist/record';
+import { encodeRecord } from '../dist/format/record';
 import { prng, randomBytes, tempDir } from './helpers';
 
 const CHILD = path.join(__dirname, 'fixtures', 'server-child.js');

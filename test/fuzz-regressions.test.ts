@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ProtocolError, decodeClientFrame, decodeHello, decodeServerFrame } from '../dist/codec';
-import { encodeFileHeader } from '../dist/record';
-import { verifyLog } from '../dist/log-reader';
+import { ProtocolError, decodeClientFrame, decodeHello, decodeServerFrame } from '../dist/format/codec';
+import { encodeFileHeader } from '../dist/format/record';
+import { verifyLog } from '../dist/read/log-reader';
 
 const root = path.join(__dirname, '..');
 const inputs = (dir: string): [string, Buffer][] => {

@@ -5,7 +5,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { decodeServerFrame, type ServerFrame } from '../dist/codec';
+import { decodeServerFrame, type ServerFrame } from '../dist/format/codec';
 
 /** A port that was free a moment ago (bind port 0 on 127.0.0.1, read it, close): connecting to it is refused. */
 export async function freePort(): Promise<number> {

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 
 import { MessageClient, MessageServer, readLog, type HookMessage } from '../dist/index';
 import { rawExchange, tempDir } from './helpers';
-import { encodeHello } from '../dist/codec';
+import { encodeHello } from '../dist/format/codec';
 
 const N = 100_000;
 

@@ -12,8 +12,8 @@ import * as path from 'node:path';
 import { after, before, test } from 'node:test';
 
 import { AckError, LegacyClient, MessageClient, MessageServer, readLog, type LogEntry, type LogRecord, type ServerOptions } from '../dist/index';
-import { loadAddon } from '../dist/native';
-import { readStream, type StreamRecord } from '../dist/stream-reader';
+import { loadAddon } from '../dist/server/native';
+import { readStream, type StreamRecord } from '../dist/read/stream-reader';
 import { freePort, tempDir } from './helpers';
 import { natsServerPath, startNatsServer, type NatsServer } from './support/nats-cluster';
 
@@ -115,6 +115,33 @@ test('replicated: every message is ACKed OK only once the stream holds it, and t
     assert.deepEqual(s.payload, f.payload);
     assert.equal(s.streamSeq, BigInt(i + 1));
   });
+});
+
+test('replicated with hooks and a JetStream ring smaller than a flush: the hooks see every message once, numbered as in the file', { skip, timeout: 60_000 }, async () => {
+  // maxPending 4: publishing one flush waits for room, and acknowledgements
+  // settle messages of the same flush while the sinks still run.
+  const file = path.join(dir, 'replicated-hooks.log');
+  const { server, client } = await serve({
+    ackMode: 'replicated',
+    file: { path: file },
+    jetstream: { servers: nats!.url, stream: 'REPLHOOKS', subjectPrefix: 'replhooks', maxPending: 4 },
+  });
+  const seen: Array<{ seq: bigint; msgId: bigint }> = [];
+  server.onMessages((batch) => {
+    for (const m of batch) seen.push({ seq: m.seq, msgId: m.msgId });
+  });
+  const { statuses } = await sendAll(client, 500, 'h');
+  assert.deepEqual(statuses, { OK: 500 });
+  await until('every message reaches the hooks', () => seen.length >= 500);
+  await client.close();
+  await server.close();
+  const fileRecords: LogRecord[] = [];
+  for await (const r of readLog(file)) fileRecords.push(r);
+  assert.equal(seen.length, 500);
+  assert.deepEqual(
+    seen.map((m) => [m.seq, m.msgId]),
+    fileRecords.map((r) => [r.seq, r.msgId]),
+  );
 });
 
 test('8 pipelining clients: every message is ACKed OK exactly when the stream acknowledged it (no batch handed back early)', { skip, timeout: 60_000 }, async () => {

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 
 import { MessageClient, MessageServer, readLog, type ServerOptions } from '../dist/index';
-import { encodeHello, ErrCode } from '../dist/codec';
+import { encodeHello, ErrCode } from '../dist/format/codec';
 import { rawExchange, tempDir } from './helpers';
 
 /** A server plus a good client that sends steadily until stopped; stop() checks it lost nothing. */

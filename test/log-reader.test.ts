@@ -1,13 +1,13 @@
-// Streaming log reader (lib/log-reader.ts) over files built with
-// lib/record.ts: chunk boundaries, records bigger than a chunk, torn tails,
+// Streaming log reader (lib/read/log-reader.ts) over files built with
+// lib/format/record.ts: chunk boundaries, records bigger than a chunk, torn tails,
 // corruption offsets, sequence order.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { encodeFileHeader, encodeRecord, LogRecord } from '../dist/record';
-import { LogCorruptError, readLog, verifyLog } from '../dist/log-reader';
+import { encodeFileHeader, encodeRecord, LogRecord } from '../dist/format/record';
+import { LogCorruptError, readLog, verifyLog } from '../dist/read/log-reader';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'msgs-log-reader-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));

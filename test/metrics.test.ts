@@ -10,7 +10,7 @@ import { after, test } from 'node:test';
 import { Registry } from 'prom-client';
 
 import { AckError, MessageClient, MessageServer, type ServerStats } from '../dist/index';
-import { collectMetrics, metricsHandler } from '../dist/metrics';
+import { collectMetrics, metricsHandler } from '../dist/server/metrics';
 import { rawExchange, tempDir } from './helpers';
 import { parseExposition, sample, type Family } from './prometheus-text';
 
@@ -19,7 +19,7 @@ after(() => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-// ---- the expected mapping, written out independently of lib/metrics.ts ------
+// ---- the expected mapping, written out independently of lib/server/metrics.ts ------
 
 const COUNTERS: Record<string, (s: ServerStats) => number> = {
   msgserver_connections_accepted_total: (s) => s.connectionsAccepted,
@@ -51,7 +51,7 @@ const GAUGES: Record<string, (s: ServerStats) => number> = {
   msgserver_connections_open: (s) => s.connections,
   msgserver_queue_bytes: (s) => s.queueBytes,
   msgserver_queue_batches: (s) => s.queueBatches,
-  msgserver_last_seq: (s) => s.lastSeq,
+  msgserver_last_seq: (s) => Number(s.lastSeq),
 };
 
 const THREAD_SERIES: Record<string, [string, (t: ServerStats['threads'][number]) => number]> = {

@@ -1,9 +1,9 @@
-// Log record format (lib/record.ts) and CRC32C (lib/crc32c.ts): golden
+// Log record format (lib/format/record.ts) and CRC32C (lib/format/crc32c.ts): golden
 // vectors of test/vectors/records.txt both ways (the same file the native
 // test_record reads), every truncation, every bit flip.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { crc32c } from '../dist/crc32c';
+import { crc32c } from '../dist/format/crc32c';
 import {
   BODY_FIXED_SIZE,
   FILE_HEADER_SIZE,
@@ -12,7 +12,7 @@ import {
   decodeRecord,
   encodeFileHeader,
   encodeRecord,
-} from '../dist/record';
+} from '../dist/format/record';
 
 import { hex, loadVectors, type Vector } from './vectors';
 

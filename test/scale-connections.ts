@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { test } from 'node:test';
 
-import { decodeServerFrame, encodeHello, encodeMsg } from '../dist/codec';
+import { decodeServerFrame, encodeHello, encodeMsg } from '../dist/format/codec';
 import { tempDir } from './helpers';
 
 const WANT = Number(process.env.MSGS_SCALE_CONNECTIONS ?? 20_000);

@@ -18,7 +18,7 @@ import * as readline from 'node:readline';
 import { test } from 'node:test';
 
 import { AckError, MessageClient } from '../dist/index';
-import { readStream } from '../dist/stream-reader';
+import { readStream } from '../dist/read/stream-reader';
 import { tempDir } from './helpers';
 import { haproxyPath, natsServerPath, startHaproxy, startNatsCluster, type Haproxy, type NatsCluster } from './support/nats-cluster';
 

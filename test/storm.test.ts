@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 
 import { MessageClient, readLog, verifyLog } from '../dist/index';
-import { encodeHello, encodeMsg } from '../dist/codec';
+import { encodeHello, encodeMsg } from '../dist/format/codec';
 import { prng, randomBytes, tempDir } from './helpers';
 
 const SECONDS = Number(process.env.MSGS_STORM_SECONDS ?? 10);

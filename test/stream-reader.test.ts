@@ -12,8 +12,8 @@ import { after, before, test } from 'node:test';
 
 import { connect, headers, type JetStreamClient, type JetStreamManager, type NatsConnection } from 'nats';
 import { parseLogArgs } from '../dist/cli/args';
-import { encodeRecord } from '../dist/record';
-import { NatsConnectError, readStream, StreamCorruptError, StreamNotFoundError, type StreamRecord } from '../dist/stream-reader';
+import { encodeRecord } from '../dist/format/record';
+import { NatsConnectError, readStream, StreamCorruptError, StreamNotFoundError, type StreamRecord } from '../dist/read/stream-reader';
 import { freePort, prng, randomBytes, tempDir } from './helpers';
 import { natsServerPath, startNatsServer } from './support/nats-cluster';
 
@@ -270,7 +270,7 @@ test('break, the end and an error all close the connection: a process using read
   await createStream('BAD2');
   await publishRaw('BAD2', 'BAD2.x', Buffer.from('not a record at all, definitely'));
   const script = `
-    const { readStream } = require(${JSON.stringify(path.resolve(__dirname, '../dist/stream-reader.js'))});
+    const { readStream } = require(${JSON.stringify(path.resolve(__dirname, '../dist/read/stream-reader.js'))});
     (async () => {
       let n = 0;
       for await (const r of readStream({ servers: process.argv[1], stream: 'MAIN' })) if (++n === 2) break;

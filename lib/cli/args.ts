@@ -1,17 +1,13 @@
-// Command-line parsing for the three CLIs, kept free of I/O so tests can check
-// the flag -> option mapping without spawning processes. Parsing uses
-// node:util parseArgs: it covers --flag value / --flag=value / booleans, so no
-// extra dependency is needed.
-import { parseArgs } from 'node:util';
-import { DEFAULTS, JETSTREAM_DEFAULTS, type EnvVar, type ServerOptions } from '../config';
+// Command-line parsing for the CLIs, kept free of I/O so tests can check the
+// flag -> option mapping without spawning processes: the flags of msgserver,
+// msgclient and msglog, and the exit codes all four CLIs share (msgbench
+// parses its own flags in msgbench.ts). The parser itself (flags.ts) is ours,
+// so its messages are too: an unknown flag suggests the closest one, a
+// negative number is a value to check, not an "ambiguous" argument.
+import { DEFAULTS, JETSTREAM_DEFAULTS, setPath, type EnvVar, type ServerOptions } from '../server/config';
+import { closestFlag, COMMON_FLAGS, parseFlags, parseIntFlag, UsageError, type FlagSpec } from './flags';
 
-/** Bad command line: the CLI prints the message and its usage, exits 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+export { UsageError } from './flags';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -24,13 +20,13 @@ type FlagKind = 'string' | 'number' | 'boolean' | 'switch';
 
 interface ServerFlag {
   flag: string;
-  /** Option path: a top-level key or [section, key]. */
-  path: string | [Section, string];
+  /** Option path: a top-level key, [section, key], or [section, subsection, key] (file.retention). */
+  path: string | [Section, string] | [Section, string, string];
   kind: FlagKind;
   help: string;
 }
 
-/** Every server option has exactly one flag; the option path is the contract with config.ts. */
+/** Every server option has exactly one flag; the option path is the contract with server/config.ts. */
 export const SERVER_FLAGS: readonly ServerFlag[] = [
   { flag: 'host', path: 'host', kind: 'string', help: 'address to listen on' },
   { flag: 'port', path: 'port', kind: 'number', help: 'TCP port (0 = any free port)' },
@@ -45,6 +41,11 @@ export const SERVER_FLAGS: readonly ServerFlag[] = [
   { flag: 'fsync', path: ['file', 'fsync'], kind: 'string', help: 'never | interval | batch' },
   { flag: 'fsync-interval-ms', path: ['file', 'fsyncIntervalMs'], kind: 'number', help: 'fsync period for --fsync interval' },
   { flag: 'repair', path: ['file', 'repair'], kind: 'boolean', help: 'start despite corruption before the tail' },
+  { flag: 'min-free-bytes', path: ['file', 'minFreeBytes'], kind: 'number', help: 'stop reading below this much free disk (0 = off)' },
+  { flag: 'retention-max-bytes', path: ['file', 'retention', 'maxBytes'], kind: 'number', help: 'delete the oldest segments beyond this many bytes (0 = off)' },
+  { flag: 'retention-max-age-ms', path: ['file', 'retention', 'maxAgeMs'], kind: 'number', help: 'delete segments closed longer ago than this (0 = off)' },
+  { flag: 'retention-max-segments', path: ['file', 'retention', 'maxSegments'], kind: 'number', help: 'keep at most this many segments (0 = off)' },
+  { flag: 'retention-after-archive', path: ['file', 'retention', 'afterArchive'], kind: 'boolean', help: 'delete a segment only after its onSegmentClosed hooks resolved' },
   { flag: 'batch-max-messages', path: ['batch', 'maxMessages'], kind: 'number', help: 'messages per write' },
   { flag: 'batch-max-bytes', path: ['batch', 'maxBytes'], kind: 'number', help: 'bytes per write' },
   { flag: 'batch-max-delay-ms', path: ['batch', 'maxDelayMs'], kind: 'number', help: 'wait this long to fill a batch' },
@@ -83,27 +84,12 @@ function numberOrRaw(raw: string): number | string {
 }
 
 function setOption(opts: ServerOptions, path: ServerFlag['path'], value: unknown): void {
-  const target = opts as Record<string, unknown>;
-  if (typeof path === 'string') {
-    target[path] = value;
-    return;
-  }
-  const [section, key] = path;
-  const sub = (target[section] ??= {}) as Record<string, unknown>;
-  sub[key] = value;
-}
-
-function parseOrUsage<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    // parseArgs throws TypeError with codes like ERR_PARSE_ARGS_UNKNOWN_OPTION.
-    throw new UsageError(err instanceof Error ? err.message : String(err));
-  }
+  setPath(opts as Record<string, unknown>, typeof path === 'string' ? [path] : path, value);
 }
 
 export interface ServerArgs {
   help: boolean;
+  version: boolean;
   /** --config file.json, when given. */
   configPath: string | undefined;
   /** Options from the flags only (not yet merged with the config file or the environment). */
@@ -114,17 +100,24 @@ export interface ServerArgs {
   metricsHost?: string;
   /** --log-level, when given (validated). */
   logLevel?: LogLevel;
+  /** --log-format, when given (validated). */
+  logFormat?: LogFormat;
 }
 
 /** pino's levels; 'silent' logs nothing. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** 'auto': readable lines when stderr (where the logs go) is a terminal, JSON lines otherwise. */
+export const LOG_FORMATS = ['auto', 'pretty', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 /** Flags of the msgserver CLI itself (not server options). Each also has an environment variable. */
 const CLI_FLAGS = [
-  { flag: 'metrics-port', help: 'serve Prometheus metrics on GET /metrics at this port (0 = any free port)', def: 'off' },
+  { flag: 'metrics-port', help: 'serve Prometheus metrics on GET /metrics, and /healthz and /readyz, at this port (0 = any free port)', def: 'off' },
   { flag: 'metrics-host', help: 'address for --metrics-port', def: '127.0.0.1' },
   { flag: 'log-level', help: LOG_LEVELS.join(' | '), def: 'info' },
+  { flag: 'log-format', help: 'auto | pretty | json (auto: pretty on a terminal, else JSON lines)', def: 'auto' },
 ] as const;
 
 /** The environment variable for a flag: --fsync-interval-ms -> MSGSERVER_FSYNC_INTERVAL_MS. */
@@ -156,21 +149,31 @@ function parseLogLevel(raw: string, source: string): LogLevel {
   return t as LogLevel;
 }
 
+function parseLogFormat(raw: string, source: string): LogFormat {
+  const t = raw.trim().toLowerCase();
+  if (!(LOG_FORMATS as readonly string[]).includes(t)) {
+    throw new UsageError(`${source} must be one of ${LOG_FORMATS.join(', ')}, got '${raw}'`);
+  }
+  return t as LogFormat;
+}
+
+/** The flags msgserver accepts, for the parser (and its suggestions). */
+const SERVER_SPECS: readonly FlagSpec[] = [
+  ...COMMON_FLAGS,
+  { name: 'config', type: 'string' },
+  ...SERVER_FLAGS.map((f): FlagSpec => ({ name: f.flag, type: f.kind === 'boolean' ? 'boolean' : 'string' })),
+  ...CLI_FLAGS.map((f): FlagSpec => ({ name: f.flag, type: 'string' })),
+];
+
 export function parseServerArgs(argv: readonly string[]): ServerArgs {
-  const options: Record<string, { type: 'string' | 'boolean' }> = {
-    help: { type: 'boolean' },
-    config: { type: 'string' },
-  };
-  for (const f of SERVER_FLAGS) options[f.flag] = { type: f.kind === 'boolean' ? 'boolean' : 'string' };
-  for (const f of CLI_FLAGS) options[f.flag] = { type: 'string' };
-  const { values } = parseOrUsage(() => parseArgs({ args: [...argv], options, strict: true, allowPositionals: false }));
+  const { values } = parseFlags(argv, SERVER_SPECS, { positionals: false });
   const flags: ServerOptions = {};
   for (const f of SERVER_FLAGS) {
     const v = values[f.flag];
     if (v === undefined) continue;
     setOption(flags, f.path, f.kind === 'number' ? numberOrRaw(v as string) : f.kind === 'switch' ? switchOrRaw(v as string) : v);
   }
-  const out: ServerArgs = { help: values.help === true, configPath: values.config as string | undefined, flags };
+  const out: ServerArgs = { help: values.help === true, version: values.version === true, configPath: values.config as string | undefined, flags };
   // Set only when given, so callers can tell "not given" (then the environment applies).
   const metricsPort = values['metrics-port'] as string | undefined;
   if (metricsPort !== undefined) out.metricsPort = parseMetricsPort(metricsPort, '--metrics-port');
@@ -181,6 +184,8 @@ export function parseServerArgs(argv: readonly string[]): ServerArgs {
   }
   const logLevel = values['log-level'] as string | undefined;
   if (logLevel !== undefined) out.logLevel = parseLogLevel(logLevel, '--log-level');
+  const logFormat = values['log-format'] as string | undefined;
+  if (logFormat !== undefined) out.logFormat = parseLogFormat(logFormat, '--log-format');
   return out;
 }
 
@@ -189,12 +194,13 @@ export interface CliSettings {
   metricsPort: number | undefined;
   metricsHost: string;
   logLevel: LogLevel;
+  logFormat: LogFormat;
 }
 
 /**
  * The CLI's own settings: flag, else MSGSERVER_METRICS_PORT /
- * MSGSERVER_METRICS_HOST / MSGSERVER_LOG_LEVEL (empty = unset), else the
- * default. A bad variable is a UsageError naming it.
+ * MSGSERVER_METRICS_HOST / MSGSERVER_LOG_LEVEL / MSGSERVER_LOG_FORMAT
+ * (empty = unset), else the default. A bad variable is a UsageError naming it.
  */
 export function resolveCliSettings(args: ServerArgs, env: NodeJS.ProcessEnv): CliSettings {
   const fromEnv = (flag: string): [string, string] | undefined => {
@@ -205,14 +211,16 @@ export function resolveCliSettings(args: ServerArgs, env: NodeJS.ProcessEnv): Cl
   const port = fromEnv('metrics-port');
   const host = fromEnv('metrics-host');
   const level = fromEnv('log-level');
+  const format = fromEnv('log-format');
   return {
     metricsPort: args.metricsPort ?? (port && parseMetricsPort(port[0], port[1])),
     metricsHost: args.metricsHost ?? host?.[0] ?? '127.0.0.1',
     logLevel: args.logLevel ?? (level ? parseLogLevel(level[0], level[1]) : 'info'),
+    logFormat: args.logFormat ?? (format ? parseLogFormat(format[0], format[1]) : 'auto'),
   };
 }
 
-/** MSGSERVER_* variables with other uses: the native addon's path (lib/native.ts) and libnats's (docs/scale-out.md). */
+/** MSGSERVER_* variables with other uses: the native addon's path (lib/server/native.ts) and libnats's (docs/scale-out.md). */
 const OTHER_ENV_VARS = ['MSGSERVER_ADDON', 'MSGSERVER_LIBNATS'];
 
 /** Variables starting MSGSERVER_ that no flag knows: likely typos, worth a warning. */
@@ -230,7 +238,8 @@ export function mergeServerOptions(base: ServerOptions, over: ServerOptions): Se
   for (const [key, value] of Object.entries(over)) {
     const prev = out[key];
     const bothObjects = isObject(prev) && isObject(value);
-    out[key] = bothObjects ? { ...prev, ...value } : value;
+    // Sections merge field by field, and so do their subsections (file.retention).
+    out[key] = bothObjects ? mergeServerOptions(prev as ServerOptions, value as ServerOptions) : value;
   }
   return out as ServerOptions;
 }
@@ -243,8 +252,9 @@ function defaultFor(path: ServerFlag['path']): unknown {
   if (typeof path !== 'string' && path[0] === 'jetstream') {
     return path[1] === 'servers' ? 'off' : (JETSTREAM_DEFAULTS as unknown as Record<string, unknown>)[path[1]];
   }
-  const d = DEFAULTS as unknown as Record<string, Record<string, unknown>>;
-  return typeof path === 'string' ? (DEFAULTS as unknown as Record<string, unknown>)[path] : d[path[0]][path[1]];
+  let at: unknown = DEFAULTS;
+  for (const k of typeof path === 'string' ? [path] : path) at = (at as Record<string, unknown>)[k];
+  return at;
 }
 
 export function serverUsage(): string {
@@ -257,16 +267,23 @@ export function serverUsage(): string {
     'usage: msgserver [--config file.json|app.conf] [options]',
     '',
     'Runs the message-ingest server until SIGINT/SIGTERM, then closes it cleanly.',
+    'SIGHUP re-reads the config (file, environment, flags) and applies what can change',
+    'live (limits, timeouts, file.retention, file.minFreeBytes, file.fsyncIntervalMs,',
+    '--log-level); other changes are logged as needing a restart. Connections stay open.',
+    'In production run this bin directly, not through npx or npm (they do not forward',
+    'signals). See docs/operations.md.',
     'Precedence: defaults < config file < environment < flags. Every flag has an',
     'environment variable: --fsync-interval-ms is MSGSERVER_FSYNC_INTERVAL_MS (--repair:',
     'MSGSERVER_REPAIR=true|false); an empty variable counts as unset.',
-    'Logs are JSON lines (pino) on stderr; the effective config is logged at start.',
+    'Logs go to stderr: readable lines on a terminal, JSON lines (pino) otherwise or with',
+    '--log-format json. The effective config is logged at start.',
     '',
     '  --config <file>                options as JSON {"port": 9000, "file": {"path": "m.log"}, ...},',
     '                                 or an original app.conf (default $MS_HOME/app.conf if it exists)',
     ...lines,
     ...cli,
-    '  --help                         show this text',
+    '  -h, --help                     show this text',
+    '  --version                      print the version',
     '',
     'exit status: 0 clean shutdown, 1 runtime failure, 2 bad flags or config',
   ].join('\n');
@@ -276,6 +293,7 @@ export function serverUsage(): string {
 
 export interface ClientArgs {
   help: boolean;
+  version: boolean;
   host: string;
   port: number;
   clientId: number | undefined;
@@ -287,73 +305,90 @@ export interface ClientArgs {
   legacy: boolean;
   /** --config app.conf (legacy mode; else $MS_HOME/app.conf). */
   configPath: string | undefined;
+  /** --quiet: print only the messages that failed. */
+  quiet: boolean;
+  /** --summary: no line per message; counts, rate and latency percentiles at the end. */
+  summary: boolean;
+  connectTimeoutMs: number;
 }
 
-function parseInteger(flag: string, raw: string, min: number, max: number): number {
-  const n = Number(raw);
-  if (raw.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${flag} must be an integer ${min}..${max}, got '${raw}'`);
-  }
-  return n;
-}
+const CLIENT_SPECS: readonly FlagSpec[] = [
+  ...COMMON_FLAGS,
+  { name: 'host', type: 'string' },
+  { name: 'port', type: 'string' },
+  { name: 'client-id', type: 'string' },
+  { name: 'name', type: 'string' },
+  { name: 'window', type: 'string' },
+  { name: 'legacy', type: 'boolean' },
+  { name: 'config', type: 'string' },
+  { name: 'quiet', short: 'q', type: 'boolean' },
+  { name: 'summary', short: 's', type: 'boolean' },
+  { name: 'connect-timeout-ms', type: 'string' },
+];
 
 export function parseClientArgs(argv: readonly string[]): ClientArgs {
-  const { values, positionals } = parseOrUsage(() =>
-    parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        help: { type: 'boolean' },
-        host: { type: 'string' },
-        port: { type: 'string' },
-        'client-id': { type: 'string' },
-        name: { type: 'string' },
-        window: { type: 'string' },
-        legacy: { type: 'boolean' },
-        config: { type: 'string' },
-      },
-    }),
-  );
-  const clientId = values['client-id'];
+  const { values, positionals } = parseFlags(argv, CLIENT_SPECS, { positionals: true });
+  const s = (k: string): string | undefined => values[k] as string | undefined;
+  const help = values.help === true;
+  const version = values.version === true;
   const legacy = values.legacy === true;
-  if (legacy && values.help !== true && positionals.length !== 2) {
+  if (legacy && !help && !version && positionals.length !== 2) {
     throw new UsageError('msgclient --legacy takes exactly <client_id> <msg1,msg2,...>');
   }
+  if (legacy && (values.quiet === true || values.summary === true)) {
+    throw new UsageError('--quiet and --summary do not apply to --legacy (it prints what the original client printed)');
+  }
+  const clientId = s('client-id');
+  const port = s('port');
+  const window = s('window');
+  const timeout = s('connect-timeout-ms');
   return {
-    help: values.help === true,
-    host: values.host ?? DEFAULTS.host,
-    port: values.port === undefined ? DEFAULTS.port : parseInteger('port', values.port, 1, 65535),
-    clientId: clientId === undefined ? undefined : parseInteger('client-id', clientId, 0, 0xffffffff),
-    name: values.name ?? '',
-    window: values.window === undefined ? 1024 : parseInteger('window', values.window, 1, 1_000_000),
+    help,
+    version,
+    host: s('host') ?? DEFAULTS.host,
+    port: port === undefined ? DEFAULTS.port : parseIntFlag('port', port, 1, 65535),
+    clientId: clientId === undefined ? undefined : parseIntFlag('client-id', clientId, 0, 0xffffffff),
+    name: s('name') ?? '',
+    window: window === undefined ? 1024 : parseIntFlag('window', window, 1, 1_000_000),
     messages: positionals,
     legacy,
-    configPath: values.config,
+    configPath: s('config'),
+    quiet: values.quiet === true,
+    summary: values.summary === true,
+    connectTimeoutMs: timeout === undefined ? 10_000 : parseIntFlag('connect-timeout-ms', timeout, 1, 3_600_000),
   };
 }
 
 export function clientUsage(): string {
   return [
-    'usage: msgclient [--host h] [--port p] [--client-id n] [--name s] [--window n] [msg ...]',
+    'usage: msgclient [--host h] [--port p] [--client-id n] [--name s] [--window n] [-q | -s] [msg ...]',
     '       msgclient --legacy [--config app.conf] [--host h] [--port p] <client_id> <msg1,msg2,...>',
     '',
     'Sends each positional argument as one message, or, with none, each line of stdin.',
-    'Prints one line per acknowledgement: "ack msg_id=1 status=OK".',
+    'Prints one line per acknowledgement: "ack msg_id=1 status=OK". Messages are numbered',
+    'from 1 in the order given. A message starting with "-" goes after "--".',
     '',
     'With --legacy it behaves like the original client: protocol legacy, the comma-separated',
     'messages sent one at a time with msg ids from 1 and name client_<id>, TIME_INTERVAL_BTN_MSG',
-    '(milliseconds) between them; IP, PORT and the interval come from --config or $MS_HOME/app.conf,',
-    'flags win. Prints each ack with its latency, then the total and average latency.',
+    '(seconds, like the original\'s sleep()) between them; IP, PORT and the interval come from',
+    '--config or $MS_HOME/app.conf, flags win. Prints each ack with its latency, then the total',
+    'and average latency.',
     '',
-    `  --host <h>        server address (default ${DEFAULTS.host})`,
-    `  --port <p>        server port (default ${DEFAULTS.port})`,
-    '  --client-id <n>   u32 client id (default random)',
-    '  --name <s>        name stored with every message (default empty)',
-    '  --window <n>      messages in flight before waiting for ACKs (default 1024)',
-    '  --legacy          the original protocol and client behaviour (see above)',
-    '  --config <file>   app.conf for --legacy',
-    '  --help            show this text',
+    `  --host <h>                server address (default ${DEFAULTS.host})`,
+    `  --port <p>                server port (default ${DEFAULTS.port})`,
+    '  --client-id <n>           u32 client id (default random)',
+    '  --name <s>                name stored with every message (default empty)',
+    '  --window <n>              messages in flight before waiting for ACKs (default 1024)',
+    '  -q, --quiet               print only the messages that failed (on stderr)',
+    '  -s, --summary             instead of a line per message: at the end, the counts, the',
+    '                            rate and the send-to-ACK latency (p50, p90, p99, max); failed',
+    '                            messages are still printed (on stderr). On a terminal, a',
+    '                            progress line shows on stderr while a long input is sent.',
+    '  --connect-timeout-ms <n>  time allowed to connect and get HELLO_OK (default 10000)',
+    '  --legacy                  the original protocol and client behaviour (see above)',
+    '  --config <file>           app.conf for --legacy',
+    '  -h, --help                show this text',
+    '  --version                 print the version',
     '',
     'exit status: 0 all messages OK, 1 some message rejected or lost, 2 bad flags, 3 cannot connect',
   ].join('\n');
@@ -363,39 +398,44 @@ export function clientUsage(): string {
 
 export type LogArgs =
   | { help: true }
+  | { help: false; version: true }
   | { help: false; command: 'cat'; file: string; format: 'json' | 'text'; allowTornTail: boolean; fromSeq: bigint | undefined }
   | { help: false; command: 'tail'; file: string; format: 'json' | 'text'; lines: number; follow: boolean; pollMs: number }
   | { help: false; command: 'verify' | 'stats'; file: string }
+  | { help: false; command: 'salvage'; file: string; output: string }
   // --jetstream: a NATS JetStream stream instead of a file (fromSeq = the stream sequence).
   | { help: false; command: 'cat'; jetstream: string[]; stream: string; format: 'json' | 'text'; fromSeq: bigint | undefined; follow: boolean }
   | { help: false; command: 'stats'; jetstream: string[]; stream: string };
 
-const LOG_FLAGS = ['format', 'json', 'allow-torn-tail', 'from-seq', 'lines', 'follow', 'poll-ms', 'jetstream', 'stream'] as const;
+const LOG_FLAGS = ['format', 'json', 'allow-torn-tail', 'from-seq', 'lines', 'follow', 'poll-ms', 'jetstream', 'stream', 'output'] as const;
+
+const LOG_SPECS: readonly FlagSpec[] = [
+  ...COMMON_FLAGS,
+  { name: 'format', type: 'string' },
+  { name: 'allow-torn-tail', type: 'boolean' },
+  { name: 'from-seq', type: 'string' },
+  { name: 'lines', short: 'n', type: 'string' },
+  { name: 'follow', short: 'f', type: 'boolean' },
+  { name: 'poll-ms', type: 'string' },
+  { name: 'json', type: 'boolean' },
+  { name: 'jetstream', type: 'string' },
+  { name: 'stream', type: 'string' },
+  { name: 'output', short: 'o', type: 'string' },
+];
+
+const LOG_COMMANDS = ['cat', 'tail', 'verify', 'stats', 'salvage'];
 
 export function parseLogArgs(argv: readonly string[]): LogArgs {
-  const { values, positionals } = parseOrUsage(() =>
-    parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        help: { type: 'boolean' },
-        format: { type: 'string' },
-        'allow-torn-tail': { type: 'boolean' },
-        'from-seq': { type: 'string' },
-        lines: { type: 'string', short: 'n' },
-        follow: { type: 'boolean', short: 'f' },
-        'poll-ms': { type: 'string' },
-        json: { type: 'boolean' },
-        jetstream: { type: 'string' },
-        stream: { type: 'string' },
-      },
-    }),
-  );
+  const parsed = parseFlags(argv, LOG_SPECS, { positionals: true });
+  const values = parsed.values as Record<string, string | undefined> & { help?: boolean; version?: boolean };
+  const { positionals } = parsed;
   if (values.help === true) return { help: true };
+  if (values.version === true) return { help: false, version: true };
   const [command, file, ...extra] = positionals;
-  if (command !== 'cat' && command !== 'verify' && command !== 'tail' && command !== 'stats') {
-    throw new UsageError(command === undefined ? 'missing command (cat, tail, verify or stats)' : `unknown command '${command}'`);
+  if (command !== 'cat' && command !== 'verify' && command !== 'tail' && command !== 'stats' && command !== 'salvage') {
+    if (command === undefined) throw new UsageError('missing command (cat, tail, verify, stats or salvage)');
+    const guess = closestCommand(command);
+    throw new UsageError(`unknown command '${command}'${guess ? `; did you mean '${guess}'?` : ' (cat, tail, verify, stats or salvage)'}`);
   }
   const only = (flags: string[], cmd: string): void => {
     const extraFlag = LOG_FLAGS.find((f) => values[f] !== undefined && !flags.includes(f));
@@ -404,7 +444,7 @@ export function parseLogArgs(argv: readonly string[]): LogArgs {
   const formatOf = (): 'json' | 'text' => {
     const format = values.format ?? 'json';
     if (format !== 'json' && format !== 'text') throw new UsageError(`--format must be json or text, got '${format}'`);
-    if (values.json === true && format !== 'json') throw new UsageError('--json and --format text contradict each other');
+    if ((values.json as unknown) === true && format !== 'json') throw new UsageError('--json and --format text contradict each other');
     return format;
   };
   if (values.jetstream !== undefined || values.stream !== undefined) {
@@ -431,7 +471,7 @@ export function parseLogArgs(argv: readonly string[]): LogArgs {
       stream: values.stream,
       format: formatOf(),
       fromSeq: rawSeq === undefined ? undefined : BigInt(rawSeq),
-      follow: values.follow === true,
+      follow: (values.follow as unknown) === true,
     };
   }
   if (file === undefined) throw new UsageError(`msglog ${command} needs a file or directory (or --jetstream <url> --stream <name>)`);
@@ -439,6 +479,12 @@ export function parseLogArgs(argv: readonly string[]): LogArgs {
   if (command === 'verify' || command === 'stats') {
     only([], command);
     return { help: false, command, file };
+  }
+  if (command === 'salvage') {
+    only(['output'], command);
+    const output = values.output;
+    if (output === undefined || output === '') throw new UsageError('msglog salvage needs -o <new log file> (the salvaged records go to a new file)');
+    return { help: false, command, file, output };
   }
   const format = formatOf();
   if (command === 'tail') {
@@ -448,22 +494,26 @@ export function parseLogArgs(argv: readonly string[]): LogArgs {
       command,
       file,
       format,
-      lines: values.lines === undefined ? 10 : parseInteger('lines', values.lines, 0, 1_000_000),
-      follow: values.follow === true,
-      pollMs: values['poll-ms'] === undefined ? 250 : parseInteger('poll-ms', values['poll-ms'], 10, 60_000),
+      lines: values.lines === undefined ? 10 : parseIntFlag('lines', values.lines, 0, 1_000_000),
+      follow: (values.follow as unknown) === true,
+      pollMs: values['poll-ms'] === undefined ? 250 : parseIntFlag('poll-ms', values['poll-ms'], 10, 60_000),
     };
   }
   only(['format', 'json', 'allow-torn-tail', 'from-seq'], command);
   const rawSeq = values['from-seq'];
-  if (rawSeq !== undefined && !/^\d{1,20}$/.test(rawSeq)) throw new UsageError(`--from-seq must be a sequence number, got '${rawSeq}'`);
+  if (rawSeq !== undefined && !/^\d{1,20}$/.test(rawSeq)) throw new UsageError(`--from-seq must be a sequence number (digits), got '${rawSeq}'`);
   return {
     help: false,
     command,
     file,
     format,
-    allowTornTail: values['allow-torn-tail'] === true,
+    allowTornTail: (values['allow-torn-tail'] as unknown) === true,
     fromSeq: rawSeq === undefined ? undefined : BigInt(rawSeq),
   };
+}
+
+function closestCommand(command: string): string | undefined {
+  return closestFlag(command, LOG_COMMANDS);
 }
 
 export function logUsage(): string {
@@ -472,10 +522,12 @@ export function logUsage(): string {
     '       msglog tail <file|dir> [-n N] [-f] [--format json|text] [--poll-ms N]',
     '       msglog verify <file|dir>',
     '       msglog stats <file|dir>',
+    '       msglog salvage <file|dir> -o <new.log>',
     '       msglog cat --jetstream <url[,url...]> --stream <name> [--from-seq N] [-f] [--format json|text]',
     '       msglog stats --jetstream <url[,url...]> --stream <name>',
     '',
-    'A directory is a rotated log: its segments are read in order.',
+    'A directory is a rotated log: its segments (files named like 00000000000000000001.log)',
+    'are read in order; a directory without any is an error.',
     'With --jetstream, the records are read from a NATS JetStream stream written by the',
     'JetStream sink (one record per message) instead of a file: --from-seq is then the',
     'stream sequence, json lines also carry "streamSeq" and "subject", and cat stops at',
@@ -489,11 +541,20 @@ export function logUsage(): string {
     '        A torn last record is an error unless --allow-torn-tail.',
     '        --from-seq N starts at the record with that sequence number.',
     'tail    prints the last N records (default 10); -f then follows the log as it grows,',
-    '        across rotations, until interrupted.',
+    '        across rotations, until interrupted (SIGINT/SIGTERM, exit 0). It reads only',
+    '        new bytes, woken by file-system notifications, with a poll every --poll-ms',
+    '        (default 250) as a fallback: idle, it costs next to no CPU.',
     'verify  checks every record (CRC, sequence order) and prints a summary.',
     'stats   counts records, bytes, segments, clients, names, sizes and the time span.',
+    'salvage writes every record that verifies to a new log file (-o, --output; it must',
+    '        not exist), skipping damaged ranges: each is printed on stderr as',
+    '        "skipped <file> at offset N, L bytes: <reason>"; a summary goes to stdout.',
+    '        Exit 0 when the new file is written (damage or not).',
     '',
-    'exit status: 0 ok, 1 corrupt or torn log (or stream message), 2 bad arguments,',
-    '             3 cannot read the file (or reach NATS, or no such stream)',
+    '  -h, --help     show this text',
+    '  --version      print the version',
+    '',
+    'exit status: 0 ok, 1 corrupt or torn log (or stream message), or a directory without',
+    '             segments, 2 bad arguments, 3 cannot read the file (or reach NATS, or no such stream)',
   ].join('\n');
 }

@@ -3,26 +3,41 @@
 // protocol) with the native load generator and reports msgs/s, MB/s, ACK
 // latency percentiles and errors. Every ACK is checked against the messages
 // it covers; a mismatch counts as an error.
-import { parseArgs } from 'node:util';
-
-import type { BenchProtocol, LoadOptions, LoadProgress, LoadResult } from '../bench';
+import type { BenchProtocol, LoadOptions, LoadProgress, LoadResult } from '../bench/bench';
 import { EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, UsageError } from './args';
+import { COMMON_FLAGS, parseFlags, parseIntFlag, usageLine, versionLine, type FlagSpec } from './flags';
 
 export interface BenchArgs {
   help: boolean;
+  version: boolean;
   json: boolean;
   quiet: boolean;
   load: LoadOptions;
 }
 
 function int(flag: string, raw: string | undefined, dflt: number, min: number, max: number): number {
-  if (raw === undefined) return dflt;
-  const n = Number(raw);
-  if (raw.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${flag} must be an integer ${min}..${max}, got '${raw}'`);
-  }
-  return n;
+  return raw === undefined ? dflt : parseIntFlag(flag, raw, min, max);
 }
+
+const BENCH_SPECS: readonly FlagSpec[] = [
+  ...COMMON_FLAGS,
+  { name: 'json', type: 'boolean' },
+  { name: 'quiet', short: 'q', type: 'boolean' },
+  { name: 'host', type: 'string' },
+  { name: 'port', type: 'string' },
+  { name: 'protocol', type: 'string' },
+  { name: 'connections', short: 'c', type: 'string' },
+  { name: 'messages', short: 'n', type: 'string' },
+  { name: 'duration-ms', short: 'd', type: 'string' },
+  { name: 'payload', short: 'p', type: 'string' },
+  { name: 'window', short: 'w', type: 'string' },
+  { name: 'threads', short: 't', type: 'string' },
+  { name: 'ramp-ms', type: 'string' },
+  { name: 'name', type: 'string' },
+  { name: 'client-id', type: 'string' },
+  { name: 'stall-timeout-ms', type: 'string' },
+  { name: 'seed', type: 'string' },
+];
 
 function payloadArg(raw: string | undefined): number | [number, number] {
   if (raw === undefined) return 100;
@@ -36,37 +51,10 @@ function payloadArg(raw: string | undefined): number | [number, number] {
 }
 
 export function parseBenchArgs(argv: readonly string[]): BenchArgs {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        json: { type: 'boolean' },
-        quiet: { type: 'boolean', short: 'q' },
-        host: { type: 'string' },
-        port: { type: 'string' },
-        protocol: { type: 'string' },
-        connections: { type: 'string', short: 'c' },
-        messages: { type: 'string', short: 'n' },
-        'duration-ms': { type: 'string', short: 'd' },
-        payload: { type: 'string', short: 'p' },
-        window: { type: 'string', short: 'w' },
-        threads: { type: 'string', short: 't' },
-        'ramp-ms': { type: 'string' },
-        name: { type: 'string' },
-        'client-id': { type: 'string' },
-        'stall-timeout-ms': { type: 'string' },
-        seed: { type: 'string' },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
+  const { values } = parseFlags(argv, BENCH_SPECS, { positionals: false });
   const s = (k: string): string | undefined => values[k] as string | undefined;
   const help = values.help === true;
+  const version = values.version === true;
   const protocol = (s('protocol') ?? 'v1') as BenchProtocol;
   if (protocol !== 'v1' && protocol !== 'legacy') throw new UsageError(`--protocol must be v1 or legacy, got '${protocol}'`);
   const hasMessages = s('messages') !== undefined;
@@ -88,7 +76,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     stallTimeoutMs: int('stall-timeout-ms', s('stall-timeout-ms'), 15_000, 1, 3_600_000),
     seed: int('seed', s('seed'), 1, 0, Number.MAX_SAFE_INTEGER),
   };
-  return { help, json: values.json === true, quiet: values.quiet === true, load };
+  return { help, version, json: values.json === true, quiet: values.quiet === true, load };
 }
 
 export function benchUsage(): string {
@@ -114,6 +102,7 @@ export function benchUsage(): string {
     '  --json                  print the result as JSON on stdout',
     '  -q, --quiet             no progress line on stderr',
     '  -h, --help              show this text',
+    '  --version               print the version',
     '',
     'exit status: 0 every message ACKed OK, 1 errors or missing ACKs, 2 bad flags, 3 cannot connect',
   ].join('\n');
@@ -179,7 +168,7 @@ async function main(argv: string[]): Promise<number> {
     args = parseBenchArgs(argv);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`msgbench: ${err.message}\n(msgbench --help lists the flags)\n`);
+      process.stderr.write(usageLine('msgbench', err) + '\n');
       return EXIT_USAGE;
     }
     throw err;
@@ -188,8 +177,12 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(benchUsage() + '\n');
     return EXIT_OK;
   }
+  if (args.version) {
+    process.stdout.write(versionLine('msgbench') + '\n');
+    return EXIT_OK;
+  }
   // Loaded only now: --help and flag errors work without the native addon.
-  const { runLoad, loadSucceeded } = require('../bench') as typeof import('../bench');
+  const { runLoad, loadSucceeded } = require('../bench/bench') as typeof import('../bench/bench');
   const tty = process.stderr.isTTY === true;
   const last = { t: 0, acked: 0 };
   const load: LoadOptions = { ...args.load };

@@ -1,14 +1,18 @@
 #!/usr/bin/env node
-// msgclient: sends messages (arguments, or stdin lines) and prints one line per
-// acknowledgement, in send order. Sends are pipelined through one connection.
+// msgclient: sends messages (arguments, or stdin lines) through one pipelined
+// connection. By default it prints one line per acknowledgement, in send
+// order; --quiet prints only failures, --summary only failures and, at the
+// end, the counts, rate and latency percentiles (with a progress line on a
+// terminal while a long input is sent). --legacy is the original client.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import * as readline from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MessageClient } from '../client';
-import { ConfigError, parseAppConf } from '../config';
-import { LegacyClient } from '../legacy-client';
-import { AckError } from '../errors';
+import { MessageClient } from '../client/client';
+import { ConfigError, parseAppConf } from '../server/config';
+import { LegacyClient } from '../client/legacy-client';
+import { AckError, ProtocolMismatchError } from '../errors';
 import {
   clientUsage,
   EXIT_FAILURE,
@@ -19,18 +23,40 @@ import {
   UsageError,
   type ClientArgs,
 } from './args';
+import { usageLine, versionLine } from './flags';
+import { LatencyHistogram, progressLine, summaryLines } from './summary';
+
+/** How long a run goes before the progress line appears (short runs never show it). */
+const PROGRESS_AFTER_MS = 1000;
+const PROGRESS_EVERY_MS = 250;
+
+type Mode = 'lines' | 'quiet' | 'summary';
 
 /**
  * Prints outcomes strictly in send order. ACKs already arrive in order, but a
  * send refused locally (too large) settles at once, ahead of earlier ones.
+ * In 'lines' mode every outcome goes to stdout; otherwise only failures, to
+ * stderr.
  */
 class Reporter {
+  sent = 0;
+  ok = 0;
   failures = 0;
+  readonly latency = new LatencyHistogram();
+  readonly started = performance.now();
   private printed: Promise<void> = Promise.resolve();
 
-  track(msgId: bigint, sent: Promise<unknown>): Promise<void> {
-    const line = sent.then(
-      () => `ack msg_id=${msgId} status=OK`,
+  constructor(private readonly mode: Mode) {}
+
+  track(msgId: bigint, send: () => Promise<unknown>): Promise<void> {
+    this.sent++;
+    const t0 = performance.now();
+    const line = send().then(
+      () => {
+        this.ok++;
+        this.latency.add((performance.now() - t0) * 1000);
+        return this.mode === 'lines' ? `ack msg_id=${msgId} status=OK` : null;
+      },
       (err: Error) => {
         this.failures++;
         if (err instanceof AckError) return `ack msg_id=${msgId} status=${err.statusName}`;
@@ -38,16 +64,43 @@ class Reporter {
       },
     );
     this.printed = this.printed.then(async () => {
-      process.stdout.write((await line) + '\n');
+      const text = await line;
+      if (text === null) return;
+      if (this.mode === 'lines') process.stdout.write(text + '\n');
+      else process.stderr.write(text + '\n');
     });
     return this.printed;
   }
+
+  counts(): { sent: number; ok: number; failed: number; elapsedMs: number } {
+    return { sent: this.sent, ok: this.ok, failed: this.failures, elapsedMs: performance.now() - this.started };
+  }
+}
+
+/** The progress line on stderr, redrawn in place; only on a terminal, only after PROGRESS_AFTER_MS. */
+function startProgress(reporter: Reporter): () => void {
+  let drawn = false;
+  let last = { t: 0, ok: 0 };
+  const timer = setInterval(() => {
+    const c = reporter.counts();
+    if (c.elapsedMs < PROGRESS_AFTER_MS) return;
+    const dt = (c.elapsedMs - last.t) / 1000;
+    const rate = dt > 0 ? (c.ok - last.ok) / dt : 0;
+    last = { t: c.elapsedMs, ok: c.ok };
+    process.stderr.write(`\r${progressLine(c, rate)}\x1b[K`);
+    drawn = true;
+  }, PROGRESS_EVERY_MS);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    if (drawn) process.stderr.write('\r\x1b[K');
+  };
 }
 
 async function sendAll(client: MessageClient, args: ClientArgs, reporter: Reporter): Promise<void> {
   const done = args.messages.map((m, i) => {
     const msgId = BigInt(i + 1);
-    return reporter.track(msgId, client.send(m, { name: args.name, msgId }));
+    return reporter.track(msgId, () => client.send(m, { name: args.name, msgId }));
   });
   await Promise.all(done);
 }
@@ -65,7 +118,8 @@ async function sendLines(client: MessageClient, args: ClientArgs, reporter: Repo
   for await (const line of rl) {
     if (client.closed) break; // the connection is gone: every further send would fail the same way
     msgId++;
-    outstanding.push(reporter.track(msgId, client.send(line, { name: args.name, msgId })));
+    const id = msgId;
+    outstanding.push(reporter.track(id, () => client.send(line, { name: args.name, msgId: id })));
     if (outstanding.length - head >= limit) await outstanding[head++];
     if (head >= 1024) {
       outstanding = outstanding.slice(head);
@@ -76,39 +130,55 @@ async function sendLines(client: MessageClient, args: ClientArgs, reporter: Repo
   await Promise.all(outstanding.slice(head));
 }
 
+/** Why a connection could not be made, with what to check. */
+function connectFailure(host: string, port: number, err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  const at = `cannot connect to ${host}:${port}`;
+  if (code === 'ECONNREFUSED') return `${at}: connection refused (ECONNREFUSED); is msgserver running there? Set the address with --host and --port`;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `${at}: cannot resolve the host name '${host}' (${code}); check --host`;
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return `${at}: no route to the host (${code}); check --host`;
+  if (code === 'ERR_MSGS_CONNECT_TIMEOUT') return err.message; // it names host, port and what to check
+  return `${at}: ${err.message}`;
+}
+
+function givenFlag(argv: string[], flag: string): boolean {
+  return argv.some((a) => a === flag || a.startsWith(`${flag}=`));
+}
+
 /**
  * The original client: one message at a time, msg ids from 1, name
- * client_<id>, a pause of TIME_INTERVAL_BTN_MSG between messages, each ack
- * printed with its latency, then the total and the average.
+ * client_<id>, a pause of TIME_INTERVAL_BTN_MSG seconds between messages
+ * (the original calls sleep() with it), each ack printed with its latency,
+ * then the total and the average.
  */
 async function runLegacy(argv: string[], args: ClientArgs): Promise<number> {
   const confPath = args.configPath ?? (process.env.MS_HOME ? path.join(process.env.MS_HOME, 'app.conf') : undefined);
   let host = args.host;
   let port = args.port;
-  let intervalMs = 0;
+  let intervalSeconds = 0;
   if (confPath && fs.existsSync(confPath)) {
     const conf = parseAppConf(fs.readFileSync(confPath, 'utf8'), confPath);
-    if (!argv.includes('--host')) host = conf.options.host ?? host;
-    if (!argv.includes('--port')) port = conf.options.port ?? port;
-    intervalMs = conf.timeIntervalMs ?? 0;
+    if (!givenFlag(argv, '--host')) host = conf.options.host ?? host;
+    if (!givenFlag(argv, '--port')) port = conf.options.port ?? port;
+    intervalSeconds = conf.timeIntervalSeconds ?? 0;
   }
-  const clientId = parseInteger(args.messages[0]);
+  const clientId = parseClientId(args.messages[0]);
   const messages = args.messages[1].split(',');
   let client: LegacyClient;
   try {
     client = await LegacyClient.connect({ host, port });
   } catch (err) {
-    exitWith(EXIT_UNAVAILABLE, `cannot connect to ${host}:${port}: ${(err as Error).message}`);
+    exitWith(EXIT_UNAVAILABLE, connectFailure(host, port, err as Error));
   }
   let totalMs = 0;
   for (let i = 0; i < messages.length; i++) {
-    if (i > 0 && intervalMs > 0) await sleep(intervalMs);
+    if (i > 0 && intervalSeconds > 0) await sleep(intervalSeconds * 1000);
     const t0 = process.hrtime.bigint();
     try {
       await client.send(clientId, i + 1, `client_${clientId}`, messages[i]);
     } catch (err) {
       process.stderr.write(`msgclient: message ${i + 1} not acknowledged: ${(err as Error).message}\n`);
-      return EXIT_FAILURE;
+      return err instanceof ProtocolMismatchError ? EXIT_UNAVAILABLE : EXIT_FAILURE;
     }
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     totalMs += ms;
@@ -119,9 +189,12 @@ async function runLegacy(argv: string[], args: ClientArgs): Promise<number> {
   return EXIT_OK;
 }
 
-function parseInteger(raw: string): number {
+function parseClientId(raw: string): number {
   const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n > 0xffffffff) exitWith(EXIT_USAGE, `client_id must be an integer 0..4294967295, got '${raw}'`);
+  if (!/^\d+$/.test(raw) || n > 0xffffffff) {
+    process.stderr.write(`msgclient: <client_id> must be an integer 0..4294967295, got '${raw}' (see msgclient --help)\n`);
+    process.exit(EXIT_USAGE);
+  }
   return n;
 }
 
@@ -135,11 +208,18 @@ async function main(argv: string[]): Promise<number> {
   try {
     args = parseClientArgs(argv);
   } catch (err) {
-    if (err instanceof UsageError) exitWith(EXIT_USAGE, `${err.message}\n${clientUsage()}`);
+    if (err instanceof UsageError) {
+      process.stderr.write(usageLine('msgclient', err) + '\n');
+      return EXIT_USAGE;
+    }
     throw err;
   }
   if (args.help) {
     process.stdout.write(clientUsage() + '\n');
+    return EXIT_OK;
+  }
+  if (args.version) {
+    process.stdout.write(versionLine('msgclient') + '\n');
     return EXIT_OK;
   }
   if (args.legacy) {
@@ -152,14 +232,29 @@ async function main(argv: string[]): Promise<number> {
   }
   let client: MessageClient;
   try {
-    client = await MessageClient.connect({ host: args.host, port: args.port, clientId: args.clientId, window: args.window });
+    client = await MessageClient.connect({
+      host: args.host,
+      port: args.port,
+      clientId: args.clientId,
+      window: args.window,
+      connectTimeoutMs: args.connectTimeoutMs,
+    });
   } catch (err) {
-    exitWith(EXIT_UNAVAILABLE, `cannot connect to ${args.host}:${args.port}: ${(err as Error).message}`);
+    exitWith(EXIT_UNAVAILABLE, connectFailure(args.host, args.port, err as Error));
   }
-  const reporter = new Reporter();
-  if (args.messages.length > 0) await sendAll(client, args, reporter);
-  else await sendLines(client, args, reporter);
+  const mode: Mode = args.summary ? 'summary' : args.quiet ? 'quiet' : 'lines';
+  const reporter = new Reporter(mode);
+  // A progress line only where it cannot mix with the per-message lines.
+  const progress = process.stderr.isTTY === true && mode !== 'quiet' && (mode === 'summary' || process.stdout.isTTY !== true);
+  const stopProgress = progress ? startProgress(reporter) : () => undefined;
+  try {
+    if (args.messages.length > 0) await sendAll(client, args, reporter);
+    else await sendLines(client, args, reporter);
+  } finally {
+    stopProgress();
+  }
   await client.close();
+  if (mode === 'summary') process.stdout.write(summaryLines(reporter.counts(), reporter.latency).join('\n') + '\n');
   if (reporter.failures > 0) process.stderr.write(`msgclient: ${reporter.failures} message(s) not acknowledged OK\n`);
   return reporter.failures > 0 ? EXIT_FAILURE : EXIT_OK;
 }

@@ -1,15 +1,17 @@
 #!/usr/bin/env node
 // msglog: reads a binary message log. `cat` prints records (JSON lines or the
 // original server's text lines), `verify` checks every CRC and the sequence
-// order and says where the first damage is. `cat` and `stats` also read a NATS
-// JetStream stream written by the JetStream sink (--jetstream, --stream).
+// order and says where the first damage is, `tail -f` follows a live log,
+// `salvage` copies every record that verifies to a new log. `cat` and `stats`
+// also read a NATS JetStream stream written by the JetStream sink
+// (--jetstream, --stream).
 import { isUtf8 } from 'node:buffer';
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { LogCorruptError, readLog, verifyLog, type VerifyResult } from '../log-reader';
-import { encodeTextLine } from '../text-format';
-import { RECORD_HEADER_SIZE, BODY_FIXED_SIZE, type LogRecord } from '../record';
-import { NatsConnectError, readStream, StreamCorruptError, StreamNotFoundError, type StreamRecord } from '../stream-reader';
+import * as fs from 'node:fs';
+import { listSegments, LogCorruptError, NoSegmentsError, readLog, salvageLog, verifyLog, type VerifyResult } from '../read/log-reader';
+import { encodeTextLine } from '../format/text-format';
+import { RECORD_HEADER_SIZE, BODY_FIXED_SIZE, type LogRecord } from '../format/record';
+import { NatsConnectError, readStream, StreamCorruptError, StreamNotFoundError, type StreamRecord } from '../read/stream-reader';
 import {
   EXIT_FAILURE,
   EXIT_OK,
@@ -20,6 +22,7 @@ import {
   UsageError,
   type LogArgs,
 } from './args';
+import { usageLine, versionLine } from './flags';
 
 /** JSON line; bigints as strings because JSON numbers lose precision past 2^53. */
 export function recordToJson(r: LogRecord): string {
@@ -45,7 +48,7 @@ function recordFields(r: LogRecord): Record<string, unknown> {
   return out;
 }
 
-/** The text log's line (lib/text-format.ts), without its newline: exactly what file.format 'text' writes. */
+/** The text log's line (lib/format/text-format.ts), without its newline: exactly what file.format 'text' writes. */
 export function recordToText(r: LogRecord): string {
   const line = encodeTextLine({ clientId: r.clientId, msgId: r.msgId, name: r.nameBytes, payload: r.payload });
   return line.subarray(0, line.length - 1).toString('utf8');
@@ -82,30 +85,59 @@ async function cat(args: FileArgs<'cat'>): Promise<number> {
 
 /**
  * The last N records, then (with -f) every new one as the server writes it,
- * across rotations. Each poll re-reads from the last seen sequence number; in
- * a rotated directory that starts at the active segment. A record being
- * written at that moment looks torn and is picked up by the next poll.
+ * across rotations, until SIGINT/SIGTERM (exit 0). With -f one
+ * readLog({ follow: true }) does it all: it reads the log once, keeps the
+ * last N records until it has caught up with the end, prints them, and then
+ * prints each new record as it comes. It reads only new bytes (file-system
+ * notifications, and a poll every --poll-ms as a fallback), so an idle tail
+ * costs next to no CPU whatever the size of the log.
  */
 async function tail(args: Extract<LogArgs, { command: 'tail' }>): Promise<number> {
   const format = args.format === 'json' ? recordToJson : recordToText;
   const ring: LogRecord[] = [];
-  let next: bigint | undefined;
-  for await (const rec of readLog(args.file, { allowTornTail: true })) {
+  const keep = (rec: LogRecord): void => {
+    if (args.lines === 0) return;
     ring.push(rec);
     if (ring.length > args.lines) ring.shift();
-    next = rec.seq + 1n;
+  };
+  if (!args.follow) {
+    for await (const rec of readLog(args.file, { allowTornTail: true })) keep(rec);
+    for (const rec of ring) await writeOut(format(rec));
+    return EXIT_OK;
   }
-  for (const rec of ring) await writeOut(format(rec));
-  if (!args.follow) return EXIT_OK;
-  let stop = false;
-  process.once('SIGINT', () => (stop = true)).once('SIGTERM', () => (stop = true));
-  while (!stop) {
-    await sleep(args.pollMs);
-    for await (const rec of readLog(args.file, { allowTornTail: true, fromSeq: next })) {
-      await writeOut(format(rec));
-      next = rec.seq + 1n;
-    }
+  const ac = new AbortController();
+  const stop = (): void => ac.abort();
+  process.once('SIGINT', stop).once('SIGTERM', stop);
+  let live = false;
+  const onCaughtUp = (): void => {
+    if (live) return;
+    live = true;
+    // At most N lines: written at once (the iterator waits for the next record meanwhile).
+    for (const rec of ring.splice(0)) process.stdout.write(format(rec) + '\n');
+  };
+  for await (const rec of readLog(args.file, { follow: true, signal: ac.signal, pollMs: args.pollMs, onCaughtUp })) {
+    if (live) await writeOut(format(rec));
+    else keep(rec);
   }
+  return EXIT_OK;
+}
+
+/**
+ * Writes every record of the log that verifies to a new log file, skipping
+ * damaged ranges (each reported on stderr) and printing a summary on stdout.
+ */
+async function salvage(args: Extract<LogArgs, { command: 'salvage' }>): Promise<number> {
+  if (fs.existsSync(args.output)) {
+    process.stderr.write(`msglog: ${args.output} already exists; salvage writes a new file (give another -o, or remove it)\n`);
+    return EXIT_FAILURE;
+  }
+  const report = await salvageLog(args.file, args.output, {
+    onSkip: (r) => process.stderr.write(`skipped ${r.file} at offset ${r.offset}, ${r.length} bytes: ${r.reason}\n`),
+  });
+  const skippedBytes = report.skipped.reduce((n, r) => n + r.length, 0);
+  const seqs = report.firstSeq === null ? 'no records' : `seq ${report.firstSeq}..${report.lastSeq}`;
+  const ranges = report.skipped.length === 0 ? 'no damaged ranges' : `${report.skipped.length} damaged ranges skipped (${skippedBytes} bytes)`;
+  await writeOut(`${report.output}: ${report.records} records salvaged (${seqs}), ${report.bytes} bytes; ${ranges}`);
   return EXIT_OK;
 }
 
@@ -204,21 +236,39 @@ async function statsStream(args: StreamArgs<'stats'>): Promise<number> {
   return problem === null ? EXIT_OK : EXIT_FAILURE;
 }
 
-export function verifySummary(r: VerifyResult): string {
+/**
+ * The verify line. `validBytes`: the bytes before the damage (for a
+ * directory, counting the segments before the damaged one); by default the
+ * damaged offset, which is that count for a single file.
+ */
+export function verifySummary(r: VerifyResult, validBytes: number | null = r.firstBadOffset): string {
   const seqs = r.firstSeq === null ? 'no records' : `seq ${r.firstSeq}..${r.lastSeq}`;
-  const counts = `${r.records} records, ${seqs}, ${r.bytes} bytes`;
   const segs = r.segments > 1 ? `, ${r.segments} segments` : '';
-  if (r.ok && !r.tornTail) return `${r.path}: OK, ${counts}${segs}`;
+  if (r.ok && !r.tornTail) return `${r.path}: OK, ${r.records} records, ${seqs}, ${r.bytes} bytes${segs}`;
   const inFile = r.file && r.file !== r.path ? ` of ${r.file}` : '';
   const where = r.firstBadOffset === null ? '' : ` at offset ${r.firstBadOffset}${inFile}`;
   const what = r.tornTail ? 'TORN TAIL' : 'CORRUPT';
   const why = r.reason === null ? '' : `: ${r.reason}`;
-  return `${r.path}: ${what}${where}${why} (${counts} valid before it)`;
+  const valid = validBytes ?? 0;
+  const records = r.firstSeq === null ? `${r.records} records` : `${r.records} records, ${seqs}`;
+  return `${r.path}: ${what}${where}${why} (${records}, ${valid} of ${r.bytes} bytes valid before it${segs})`;
+}
+
+/** Bytes of the log before its first problem: the segments before the damaged one, plus the offset in it. */
+async function validBytesOf(r: VerifyResult): Promise<number | null> {
+  if (r.firstBadOffset === null) return null;
+  if (r.file === null || r.file === r.path) return r.firstBadOffset;
+  let before = 0;
+  for (const seg of await listSegments(r.path)) {
+    if (seg === r.file) break;
+    before += (await fs.promises.stat(seg)).size;
+  }
+  return before + r.firstBadOffset;
 }
 
 async function verify(file: string): Promise<number> {
   const result = await verifyLog(file);
-  const line = verifySummary(result);
+  const line = verifySummary(result, await validBytesOf(result));
   const healthy = result.ok && !result.tornTail;
   (healthy ? process.stdout : process.stderr).write(line + '\n');
   return healthy ? EXIT_OK : EXIT_FAILURE;
@@ -234,11 +284,18 @@ async function main(argv: string[]): Promise<number> {
   try {
     args = parseLogArgs(argv);
   } catch (err) {
-    if (err instanceof UsageError) exitWith(EXIT_USAGE, `${err.message}\n${logUsage()}`);
+    if (err instanceof UsageError) {
+      process.stderr.write(usageLine('msglog', err) + '\n');
+      return EXIT_USAGE;
+    }
     throw err;
   }
   if (args.help) {
     process.stdout.write(logUsage() + '\n');
+    return EXIT_OK;
+  }
+  if ('version' in args) {
+    process.stdout.write(versionLine('msglog') + '\n');
     return EXIT_OK;
   }
   switch (args.command) {
@@ -250,6 +307,8 @@ async function main(argv: string[]): Promise<number> {
       return 'jetstream' in args ? statsStream(args) : stats(args.file);
     case 'verify':
       return verify(args.file);
+    case 'salvage':
+      return salvage(args);
   }
 }
 
@@ -259,6 +318,12 @@ function reportFailure(err: unknown): never {
     exitWith(EXIT_FAILURE, `${err.path}: ${what} at offset ${err.offset}: ${err.reason}`);
   }
   if (err instanceof StreamCorruptError) exitWith(EXIT_FAILURE, err.message);
+  // A monitoring check on the exit status must not read "nothing to check" as OK.
+  if (err instanceof NoSegmentsError) {
+    const logs = err.found.filter((n) => n.endsWith('.log') || n.endsWith('.txt'));
+    const hint = logs.length > 0 ? `; to read a single log file, give its path: ${err.path.replace(/\/$/, '')}/${logs[0]}` : '';
+    exitWith(EXIT_FAILURE, `${err.message}${hint}`);
+  }
   // No such stream, or NATS not reachable: the stream cannot be read at all, like a missing file.
   if (err instanceof StreamNotFoundError || err instanceof NatsConnectError) exitWith(EXIT_UNAVAILABLE, err.message);
   const e = err as NodeJS.ErrnoException;

@@ -1,17 +1,19 @@
 #!/usr/bin/env node
 // msgserver: runs a MessageServer from a config file, MSGSERVER_* environment
 // variables and flags (in that order of precedence, lowest first) until
-// SIGINT/SIGTERM, then closes it cleanly (drain, flush, fsync, ACK). Logs are
-// pino JSON lines on stderr; stdout carries the one "listening" line.
+// SIGINT/SIGTERM, then closes it cleanly (drain, flush, fsync, ACK). Logs go
+// to stderr through pino: readable lines on a terminal (log-format.ts), JSON
+// lines otherwise; stdout carries the one "listening" line. A failure to
+// start is one line naming the cause and the flag that fixes it (explain.ts).
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import pino, { type Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 
-import { ConfigError, configFromFile, resolveConfig, serverOptionsFromEnv, withEnvSources, type ServerOptions } from '../config';
-import { collectMetrics, metricsHandler } from '../metrics';
-import type { CloseReport, MessageServer, RecoveredInfo, RotateInfo } from '../server';
+import { ConfigError, configFromFile, resolveConfig, serverOptionsFromEnv, withEnvSources, type ServerOptions } from '../server/config';
+import { collectMetrics, metricsHandler } from '../server/metrics';
+import type { CloseReport, MessageServer, RecoveredInfo, RotateInfo } from '../server/server';
 import {
   EXIT_FAILURE,
   EXIT_OK,
@@ -25,6 +27,9 @@ import {
   UsageError,
   type CliSettings,
 } from './args';
+import { explainMetricsFailure, explainStartFailure } from './explain';
+import { usageLine, versionLine } from './flags';
+import { prettyDestination, usePrettyLogs } from './log-format';
 
 interface Loaded {
   options: ServerOptions;
@@ -50,9 +55,10 @@ function optionPaths(opts: ServerOptions): string[] {
  * original app.conf), else $MS_HOME/app.conf when it exists, as the original
  * server did. Precedence: defaults < file < environment < flags.
  */
-function load(argv: string[], env: NodeJS.ProcessEnv): Loaded | 'help' {
+function load(argv: string[], env: NodeJS.ProcessEnv): Loaded | 'help' | 'version' {
   const args = parseServerArgs(argv);
   if (args.help) return 'help';
+  if (args.version) return 'version';
   const settings = resolveCliSettings(args, env);
   let configPath = args.configPath;
   const home = env.MS_HOME;
@@ -89,13 +95,26 @@ function fail(code: number, message: string): never {
   process.exit(code);
 }
 
-function createLogger(level: CliSettings['logLevel']): Logger {
+function createLogger(settings: CliSettings): Logger {
+  const level = settings.logLevel;
   // Synchronous writes: a line logged just before process.exit() is not lost.
+  if (usePrettyLogs(settings.logFormat, process.stderr.isTTY === true)) {
+    const color = process.stderr.isTTY === true && !process.env.NO_COLOR;
+    return pino({ name: 'msgserver', level }, prettyDestination(2, { color }));
+  }
   return pino({ name: 'msgserver', level }, pino.destination({ fd: 2, sync: true }));
 }
 
+/** The facts of a system error for the JSON log, without its stack. */
+function errorFacts(err: unknown): Record<string, unknown> {
+  const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+  const out: Record<string, unknown> = { message: e?.message ?? String(err) };
+  for (const k of ['code', 'errno', 'syscall', 'address', 'port', 'path'] as const) if (e?.[k] !== undefined) out[k] = e[k];
+  return out;
+}
+
 /** First signal: close gracefully, exit 0. A second one: the user insists, exit 1 now. */
-function handleSignals(server: MessageServer, log: Logger): void {
+function handleSignals(server: MessageServer, log: Logger, argv: string[]): void {
   let closing = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (closing) {
@@ -110,13 +129,54 @@ function handleSignals(server: MessageServer, log: Logger): void {
         process.exit(EXIT_OK);
       },
       (err: Error) => {
-        log.error({ err }, `close failed: ${err.message}`);
+        log.fatal({ error: errorFacts(err) }, `close failed: ${err.message}; messages already ACKed are in the log, later ones were not ACKed`);
         process.exit(EXIT_FAILURE);
       },
     );
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', () => {
+    if (!closing) reload(server, log, argv);
+  });
+}
+
+/**
+ * SIGHUP: reads the configuration again exactly as at start (the file, the
+ * environment, the flags) and applies it with server.reconfigure(). What can
+ * change live is applied (the server logs `reconfigured: ...`), what cannot
+ * is logged as needing a restart and keeps its running value, and a file
+ * that cannot be read or does not validate changes nothing. Connections stay
+ * open. The CLI's own --log-level applies at once too.
+ */
+function reload(server: MessageServer, log: Logger, argv: string[]): void {
+  let loaded: Loaded | 'help' | 'version';
+  try {
+    loaded = load(argv, process.env);
+  } catch (err) {
+    log.error({ signal: 'SIGHUP', error: errorFacts(err) }, `SIGHUP: cannot reload the config: ${(err as Error).message}; nothing changed`);
+    return;
+  }
+  if (loaded === 'help' || loaded === 'version') return;
+  if (loaded.configPath === undefined) {
+    log.warn({ signal: 'SIGHUP' }, 'SIGHUP: no config file (--config) to reload; nothing changed');
+    return;
+  }
+  let result: { applied: string[]; needsRestart: string[] };
+  try {
+    result = server.reconfigure(loaded.options);
+  } catch (err) {
+    const e = withEnvSources(err, loaded.envSources) as Error;
+    log.error({ signal: 'SIGHUP', configFile: loaded.configPath, error: errorFacts(e) }, `SIGHUP: config ${loaded.configPath} not applied: ${e.message}; nothing changed`);
+    return;
+  }
+  const applied = [...result.applied];
+  if (loaded.settings.logLevel !== log.level) {
+    log.level = loaded.settings.logLevel;
+    applied.push('logLevel');
+  }
+  const what = applied.length === 0 && result.needsRestart.length === 0 ? 'no changes' : `applied: ${applied.join(', ') || 'none'}; needs a restart: ${result.needsRestart.join(', ') || 'none'}`;
+  log.info({ signal: 'SIGHUP', configFile: loaded.configPath, applied, needsRestart: result.needsRestart }, `SIGHUP: reloaded ${loaded.configPath} (${what})`);
 }
 
 function startMetrics(server: MessageServer, settings: CliSettings, log: Logger): Promise<http.Server | undefined> {
@@ -125,7 +185,8 @@ function startMetrics(server: MessageServer, settings: CliSettings, log: Logger)
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'msgserver_' });
   collectMetrics(server, registry);
-  const httpServer = http.createServer(metricsHandler(registry));
+  // /metrics, and /healthz and /readyz (docs/operations.md#health-and-readiness) on the same port.
+  const httpServer = http.createServer(metricsHandler(registry, { server }));
   return new Promise((resolve, reject) => {
     httpServer.once('error', reject);
     httpServer.listen(port, settings.metricsHost, () => {
@@ -133,18 +194,21 @@ function startMetrics(server: MessageServer, settings: CliSettings, log: Logger)
       httpServer.on('error', (err) => log.error({ err }, `metrics server: ${err.message}`));
       const addr = httpServer.address();
       const bound = typeof addr === 'object' && addr !== null ? addr.port : port;
-      log.info({ metricsHost: settings.metricsHost, metricsPort: bound }, `metrics on http://${settings.metricsHost}:${bound}/metrics`);
+      log.info({ metricsHost: settings.metricsHost, metricsPort: bound, health: ['/healthz', '/readyz'] }, `metrics on http://${settings.metricsHost}:${bound}/metrics`);
       resolve(httpServer);
     });
   });
 }
 
 async function main(argv: string[]): Promise<void> {
-  let loaded: Loaded | 'help';
+  let loaded: Loaded | 'help' | 'version';
   try {
     loaded = load(argv, process.env);
   } catch (err) {
-    if (err instanceof UsageError) fail(EXIT_USAGE, `${err.message}\n${serverUsage()}`);
+    if (err instanceof UsageError) {
+      process.stderr.write(usageLine('msgserver', err) + '\n');
+      process.exit(EXIT_USAGE);
+    }
     if (err instanceof ConfigError) fail(EXIT_USAGE, err.message);
     throw err;
   }
@@ -152,14 +216,18 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(serverUsage() + '\n');
     return;
   }
+  if (loaded === 'version') {
+    process.stdout.write(versionLine('msgserver') + '\n');
+    return;
+  }
   const { options, settings, configPath, envSources } = loaded;
-  const log = createLogger(settings.logLevel);
+  const log = createLogger(settings);
   const unknown = unknownServerEnvVars(process.env);
   if (unknown.length > 0) log.warn({ variables: unknown }, `ignoring unknown environment variables ${unknown.join(', ')}`);
 
   // Loaded only now: --help and config errors must work even when the native
   // addon is missing or fails to load.
-  const { MessageServer: Server } = require('../server') as typeof import('../server');
+  const { MessageServer: Server } = require('../server/server') as typeof import('../server/server');
   let server: MessageServer;
   try {
     // The engine's log lines (and runtime errors, with no 'error' listener) go to pino.
@@ -176,19 +244,22 @@ async function main(argv: string[]): Promise<void> {
   // A torn tail cut at start-up matters: the operator should know data was dropped.
   server.on('recovered', (r: RecoveredInfo) => log.warn({ recovered: r }, `recovered: ${r.message}`));
   server.on('rotate', (r: RotateInfo) => log.info({ rotate: r }, `rotated: closed ${r.closed}, writing ${r.next}`));
-  handleSignals(server, log);
+  handleSignals(server, log, argv);
 
   try {
     await startMetrics(server, settings, log);
   } catch (err) {
-    log.fatal({ err }, `cannot serve metrics on ${settings.metricsHost}:${settings.metricsPort}: ${(err as Error).message}`);
+    log.fatal({ error: errorFacts(err) }, explainMetricsFailure(err, settings.metricsHost, settings.metricsPort ?? 0));
     process.exit(EXIT_FAILURE);
   }
   let addr: { host: string; port: number };
   try {
     addr = await server.listen();
   } catch (err) {
-    log.fatal({ err }, `cannot listen: ${(err as Error).message}`);
+    const cfg = server.config;
+    const rotating = cfg.file.rotateBytes > 0 || cfg.file.rotateMs > 0;
+    const line = explainStartFailure(err, { host: cfg.host, port: cfg.port, file: cfg.file.path, rotating });
+    log.fatal({ error: errorFacts(err) }, line);
     process.exit(EXIT_FAILURE);
   }
   const cfg = server.config;

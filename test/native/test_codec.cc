@@ -1,5 +1,6 @@
-// Wire codec: golden vectors (test/vectors/frames.txt) both ways, plus the
-// incremental-parse properties the service loop depends on.
+// Wire codec: golden vectors (test/vectors/frames.txt, legacy.txt) both ways,
+// plus the incremental-parse properties the service loop and the load
+// generator (bench/loadgen/, which uses this codec for every byte) depend on.
 #include <cstring>
 #include <string>
 #include <vector>
@@ -29,9 +30,38 @@ static void vec_hello(const check::Vector& v) {
 }
 
 static void vec_hello_ok(const check::Vector& v) {
+  Bytes hex = v.bytes("hex");
   uint8_t out[kHelloSize];
   CHECK_EQ(encode_hello_ok(out, uint8_t(v.num("status")), uint32_t(v.num("max_message_bytes"))), kHelloSize);
-  CHECK_EQ(slice(out, kHelloSize), v.bytes("hex"));
+  CHECK_EQ(slice(out, kHelloSize), hex);
+  // The client side: parse_hello_ok gives the fields back.
+  HelloOk ok{};
+  ErrCode err{};
+  CHECK(parse_hello_ok(hex.data(), hex.size(), &ok, &err) == Parse::kOk);
+  CHECK_EQ(ok.version, kVersion);
+  CHECK_EQ(ok.status, v.num("status"));
+  CHECK_EQ(ok.max_message_bytes, v.num("max_message_bytes"));
+  int wrong = 0;
+  for (size_t n = 0; n < hex.size(); n++)
+    if (parse_hello_ok(hex.data(), n, &ok, &err) != Parse::kNeedMore) wrong++;
+  CHECK_EQ(wrong, 0);
+}
+
+// What a client may read instead of HELLO_OK (an ERR, e.g. BUSY) or after
+// it (ACK), or any other bytes without the magic: parse_hello_ok says kError
+// (BAD_MAGIC) as soon as the first wrong byte is there (for a frame, its
+// first byte), kNeedMore before; the reader then goes on to parse_server_frame.
+static void not_hello_ok(const Bytes& hex) {
+  static const uint8_t magic[4] = {'M', 'S', 'G', 'S'};
+  size_t bad = 0;
+  while (bad < 4 && bad < hex.size() && hex[bad] == magic[bad]) bad++;
+  CHECK(bad < 4 && bad < hex.size());
+  HelloOk ok{};
+  ErrCode err{};
+  CHECK(parse_hello_ok(hex.data(), hex.size(), &ok, &err) == Parse::kError);
+  CHECK_EQ(err, kErrBadMagic);
+  CHECK(parse_hello_ok(hex.data(), bad + 1, &ok, &err) == Parse::kError);
+  CHECK(parse_hello_ok(hex.data(), bad, &ok, &err) == Parse::kNeedMore);
 }
 
 static void vec_msg(const check::Vector& v) {
@@ -85,6 +115,7 @@ static void vec_ack(const check::Vector& v) {
   CHECK_EQ(ack.count, v.num("count"));
   CHECK_EQ(ack.last_msg_id, v.num("last_msg_id"));
   CHECK_EQ(size, kAckFrameSize);
+  not_hello_ok(hex);
   int wrong = 0;
   for (size_t n = 0; n < hex.size(); n++)
     if (parse_server_frame(hex.data(), n, &type, &ack, nullptr, nullptr, nullptr, &size) != Parse::kNeedMore)
@@ -109,6 +140,7 @@ static void vec_err(const check::Vector& v) {
   CHECK_EQ(code, v.num("code"));
   CHECK_EQ(slice(r, rlen), reason);
   CHECK_EQ(size, hex.size());
+  not_hello_ok(hex);
 }
 
 static void vec_bad_hello(const check::Vector& v) {
@@ -117,6 +149,8 @@ static void vec_bad_hello(const check::Vector& v) {
   ErrCode err{};
   CHECK(parse_hello(hex.data(), hex.size(), &id, &err) == Parse::kError);
   CHECK_EQ(err, v.num("err"));
+  // The same magic check on the client side.
+  if (v.num("err") == kErrBadMagic) not_hello_ok(hex);
 }
 
 static void vec_need_more_hello(const check::Vector& v) {
@@ -173,6 +207,74 @@ static void test_vectors() {
   }
   check::context().clear();
   CHECK(seen > 60);
+}
+
+// legacy.txt: the original protocol's structs and its "ack".
+static void vec_legacy_frame(const check::Vector& v) {
+  namespace legacy = msgs::legacy;
+  Bytes hex = v.bytes("hex"), name = v.bytes("name_hex"), text = v.bytes("text_hex");
+  uint32_t cid = uint32_t(v.num("client_id")), mid = uint32_t(v.num("msg_id"));
+  Bytes out(legacy::kFrameSize, 0xee);
+  CHECK_EQ(legacy::encode_frame(out.data(), cid, mid, name.data(), name.size(), text.data(), text.size()),
+           legacy::kFrameSize);
+  CHECK_EQ(out, hex);
+  // set_msg_id: the same struct written with other ids, then its id replaced.
+  for (uint32_t other : {0u, mid ^ 0xffffffffu, 12345u}) {
+    legacy::encode_frame(out.data(), cid, other, name.data(), name.size(), text.data(), text.size());
+    legacy::set_msg_id(out.data(), mid);
+    CHECK_EQ(out, hex);
+  }
+  legacy::Frame f{};
+  CHECK(legacy::parse_frame(hex.data(), hex.size(), &f) == Parse::kOk);
+  CHECK_EQ(f.client_id, cid);
+  CHECK_EQ(f.msg_id, mid);
+  CHECK_EQ(slice(f.name, f.name_len), name);
+  CHECK_EQ(slice(f.text, f.text_len), text);
+  int wrong = 0;
+  for (size_t n : {size_t(0), size_t(1), size_t(8), size_t(136), legacy::kFrameSize - 1})
+    if (legacy::parse_frame(hex.data(), n, &f) != Parse::kNeedMore) wrong++;
+  CHECK_EQ(wrong, 0);
+}
+
+static void test_legacy_vectors() {
+  int frames = 0, acks = 0;
+  for (const auto& v : check::load_vectors("legacy.txt")) {
+    check::context() = "legacy.txt:" + std::to_string(v.line) + " " + v.kind;
+    if (v.kind == "legacy_frame") {
+      frames++;
+      vec_legacy_frame(v);
+    } else if (v.kind == "legacy_ack") {
+      acks++;
+      CHECK_EQ(slice(msgs::legacy::kAck, msgs::legacy::kAckSize), v.bytes("hex"));
+    } else {
+      CHECK(!"unknown vector kind");
+    }
+  }
+  check::context().clear();
+  CHECK(frames >= 5);
+  CHECK_EQ(acks, 1);
+}
+
+// HELLO_OK fields are reported, not judged: a version or status the caller
+// does not accept still parses (the caller decides), a wrong magic byte anywhere
+// in the first four fails.
+static void test_hello_ok_fields() {
+  uint8_t b[kHelloSize];
+  encode_hello_ok(b, 5, 77);
+  b[4] = 2;
+  HelloOk ok{};
+  ErrCode err{};
+  CHECK(parse_hello_ok(b, sizeof b, &ok, &err) == Parse::kOk);
+  CHECK_EQ(ok.version, 2);
+  CHECK_EQ(ok.status, 5);
+  CHECK_EQ(ok.max_message_bytes, 77u);
+  CHECK(parse_hello_ok(b, sizeof b, nullptr, nullptr) == Parse::kOk);
+  for (size_t i = 0; i < 4; i++) {
+    encode_hello_ok(b, 0, 1);
+    b[i] ^= 0x20;
+    CHECK(parse_hello_ok(b, i + 1, &ok, &err) == Parse::kError);
+    CHECK_EQ(err, kErrBadMagic);
+  }
 }
 
 // A stream of frames fed one byte at a time parses to the same frames.
@@ -259,6 +361,8 @@ static void test_names() {
 
 int main() {
   test_vectors();
+  test_legacy_vectors();
+  test_hello_ok_fields();
   test_byte_by_byte();
   test_too_large_early();
   test_empty_payload_limit();

@@ -1,0 +1,727 @@
+// Server configuration: the option types, their defaults, and resolveConfig(),
+// which turns user options into a complete, validated config. Validation
+// collects every problem before throwing, so a user with three typos fixes
+// them in one go instead of three restarts.
+import * as os from 'node:os';
+import { inspect } from 'node:util';
+
+export type Protocol = 'v1' | 'legacy';
+export type AckMode = 'received' | 'written' | 'durable' | 'replicated';
+export type FileFormat = 'binary' | 'text';
+export type FsyncPolicy = 'never' | 'interval' | 'batch';
+
+/**
+ * Retention of a rotated log's closed segments (only with file.rotateBytes
+ * or file.rotateMs). The oldest closed segments beyond any bound are
+ * deleted, oldest first; the active segment never is. 0 = that bound off.
+ */
+export interface RetentionOptions {
+  /** Bytes of all segments, the active one included. */
+  maxBytes?: number;
+  /** Age of a closed segment: the time since it was closed (its file's mtime for segments found at start). */
+  maxAgeMs?: number;
+  /** Segment files, the active one included. */
+  maxSegments?: number;
+  /**
+   * Delete a segment only after every onSegmentClosed hook resolved for it
+   * (a segment whose hook failed, and every segment after it, are kept
+   * until the next start). Default false.
+   */
+  afterArchive?: boolean;
+}
+
+export interface FileOptions {
+  /** false: no file; JetStream (the `jetstream` section) is the only sink. Default true. */
+  enabled?: boolean;
+  path?: string;
+  format?: FileFormat;
+  /**
+   * Rotate the active segment before it passes this many bytes; 0 = never.
+   * With rotation on (rotateBytes or rotateMs), `path` is a directory of
+   * segments named by their first sequence number.
+   */
+  rotateBytes?: number;
+  /** Also rotate a segment this old (ms) that holds records; 0 = never. */
+  rotateMs?: number;
+  fsync?: FsyncPolicy;
+  fsyncIntervalMs?: number;
+  /** Start even if the log has corruption before its tail (truncate it there). */
+  repair?: boolean;
+  /** Deletion of old closed segments (rotation only). Default: keep everything. */
+  retention?: RetentionOptions;
+  /**
+   * The disk-space guard: below this many free bytes on the log's file
+   * system the server stops reading new messages (TCP back-pressure) until
+   * space is back above it (plus an eighth). 0 = off. Default 64 MiB.
+   */
+  minFreeBytes?: number;
+}
+
+export interface BatchOptions {
+  maxMessages?: number;
+  maxBytes?: number;
+  maxDelayMs?: number;
+}
+
+export interface LimitOptions {
+  maxMessageBytes?: number;
+  maxConnections?: number;
+  /** 0 = off for all three timeouts. */
+  idleTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  frameTimeoutMs?: number;
+  maxQueueBytes?: number;
+  /**
+   * Bytes one connection may have parsed but not yet ACKed; past it, the
+   * server stops reading that connection until its ACKs are out, so one
+   * client cannot fill the shared queue.
+   */
+  maxInflightBytesPerConnection?: number;
+}
+
+/**
+ * The JetStream sink (docs/scale-out.md): every record is also published to
+ * `<subjectPrefix>.<clientId>` on a NATS JetStream stream, with the header
+ * `Nats-Msg-Id: <clientId>-<msgId>` so the stream's duplicate window drops
+ * resends. Needs libnats at run time (apt-get install libnats3.4).
+ */
+export interface JetStreamOptions {
+  /** NATS servers of the cluster: 'nats://host:port' (an array, or one comma-separated string). */
+  servers: string | string[];
+  /** Stream name. Default 'msgs'. */
+  stream?: string;
+  /** Records go to `<subjectPrefix>.<clientId>`. Default 'msgs'. */
+  subjectPrefix?: string;
+  /** Replicas of a stream this server creates (1..5). Default 1; use 3 on a 3-node cluster. */
+  replicas?: number;
+  /** Create the stream (subjects `<subjectPrefix>.>`) when it does not exist. Default true. */
+  createStream?: boolean;
+  /** A publish not acknowledged within this many ms failed (REPLICATION_FAILED in ackMode 'replicated'). Default 5000. */
+  ackTimeoutMs?: number;
+  /** Publishes awaiting their acknowledgement before the writer waits. Default 65536. */
+  maxPending?: number;
+}
+
+export interface ServerOptions {
+  host?: string;
+  port?: number;
+  serviceThreads?: number;
+  protocol?: Protocol;
+  ackMode?: AckMode;
+  file?: FileOptions;
+  batch?: BatchOptions;
+  limits?: LimitOptions;
+  /** Publish to a NATS JetStream stream too (or only, with file.enabled false). Default: off. */
+  jetstream?: JetStreamOptions | null;
+}
+
+export type ResolvedJetStream = Required<Omit<JetStreamOptions, 'servers'>> & { servers: string[] };
+
+export interface ResolvedConfig {
+  host: string;
+  port: number;
+  serviceThreads: number;
+  protocol: Protocol;
+  ackMode: AckMode;
+  file: Required<Omit<FileOptions, 'retention'>> & { retention: Required<RetentionOptions> };
+  batch: Required<BatchOptions>;
+  limits: Required<LimitOptions>;
+  jetstream: ResolvedJetStream | null;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+const MAX_TIMEOUT_MS = 86_400_000; // one day; longer looks like a unit mistake
+const MAX_ROTATE_BYTES = 2 ** 50;
+const MIN_ROTATE_BYTES = 4096;
+/**
+ * NATS's default max_payload (1 MiB) must hold a record, its name (<= 255 B)
+ * and its Nats-Msg-Id header: the largest payload with a JetStream sink.
+ */
+export const JETSTREAM_MAX_MESSAGE_BYTES = 1 * MiB - 1 * KiB;
+/** maxQueueBytes must hold one largest message plus batch overhead. */
+const QUEUE_HEADROOM = KiB;
+
+// The default thread count follows the machine but must itself pass validation
+// (a 512-core box would otherwise fail with no options at all).
+function defaultServiceThreads(): number {
+  return Math.min(256, Math.max(1, os.availableParallelism()));
+}
+
+export const DEFAULTS: Readonly<ResolvedConfig> = deepFreeze({
+  host: '127.0.0.1',
+  port: 9000,
+  serviceThreads: defaultServiceThreads(),
+  protocol: 'v1',
+  ackMode: 'written',
+  file: {
+    enabled: true,
+    path: 'messages.log',
+    format: 'binary',
+    rotateBytes: 0,
+    rotateMs: 0,
+    fsync: 'interval',
+    fsyncIntervalMs: 1000,
+    repair: false,
+    retention: { maxBytes: 0, maxAgeMs: 0, maxSegments: 0, afterArchive: false },
+    minFreeBytes: 64 * MiB,
+  },
+  batch: { maxMessages: 4096, maxBytes: 1 * MiB, maxDelayMs: 0 },
+  limits: {
+    maxMessageBytes: 1 * MiB,
+    maxConnections: 10_000,
+    idleTimeoutMs: 0,
+    handshakeTimeoutMs: 10_000,
+    frameTimeoutMs: 30_000,
+    maxQueueBytes: 64 * MiB,
+    maxInflightBytesPerConnection: 8 * MiB,
+  },
+  jetstream: null,
+});
+
+/** Defaults of the jetstream section's fields (the section itself is off by default). */
+export const JETSTREAM_DEFAULTS: Readonly<Omit<ResolvedJetStream, 'servers'>> = Object.freeze({
+  stream: 'msgs',
+  subjectPrefix: 'msgs',
+  replicas: 1,
+  createStream: true,
+  ackTimeoutMs: 5000,
+  maxPending: 65536,
+});
+
+function deepFreeze<T extends object>(o: T): T {
+  for (const v of Object.values(o)) {
+    if (v !== null && typeof v === 'object') deepFreeze(v as object);
+  }
+  return Object.freeze(o);
+}
+
+export interface ConfigIssue {
+  /** Dotted option path, e.g. "limits.maxMessageBytes". */
+  field: string;
+  value: unknown;
+  /** What would have been accepted, for the message. */
+  allowed: string;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'ERR_MSGS_CONFIG';
+  readonly issues: ConfigIssue[];
+
+  constructor(issues: ConfigIssue[], message?: string) {
+    super(message ?? `invalid config: ${issues.map(formatIssue).join('; ')}`);
+    this.name = 'ConfigError';
+    this.issues = issues;
+  }
+}
+
+function formatValue(value: unknown): string {
+  // inspect quotes strings ('x') and shows undefined/null/objects legibly.
+  return inspect(value, { breakLength: Infinity, depth: 2, maxStringLength: 80 });
+}
+
+function formatIssue(i: ConfigIssue): string {
+  return `${i.field} = ${formatValue(i.value)} (allowed: ${i.allowed})`;
+}
+
+// ---- field rules ----------------------------------------------------------
+
+type Rule =
+  | { kind: 'int'; min: number; max: number; allowed?: string; accept?: (n: number) => boolean }
+  | { kind: 'enum'; values: readonly string[] }
+  | { kind: 'bool' }
+  | { kind: 'string' }
+  | { kind: 'pattern'; re: RegExp; allowed: string };
+
+const int = (min: number, max: number): Rule => ({ kind: 'int', min, max });
+const oneOf = (...values: string[]): Rule => ({ kind: 'enum', values });
+const timeout = int(0, MAX_TIMEOUT_MS);
+
+const TOP_RULES: Record<string, Rule> = {
+  host: { kind: 'string' },
+  port: int(0, 65535),
+  serviceThreads: int(1, 256),
+  protocol: oneOf('v1', 'legacy'),
+  ackMode: oneOf('received', 'written', 'durable', 'replicated'),
+};
+
+const RETENTION_RULES: Record<string, Rule> = {
+  maxBytes: int(0, MAX_ROTATE_BYTES),
+  maxAgeMs: int(0, 100 * 365 * 86_400_000),
+  maxSegments: int(0, 1_000_000_000),
+  afterArchive: { kind: 'bool' },
+};
+
+function resolveRetention(given: unknown, issues: ConfigIssue[]): Required<RetentionOptions> {
+  const defaults = DEFAULTS.file.retention as unknown as Record<string, unknown>;
+  if (given === undefined) return { ...DEFAULTS.file.retention };
+  if (!isPlainObject(given)) {
+    issues.push({ field: 'file.retention', value: given, allowed: `object with keys ${Object.keys(RETENTION_RULES).join(', ')}` });
+    return { ...DEFAULTS.file.retention };
+  }
+  const out = resolveFields('file.retention.', given, RETENTION_RULES, defaults, issues);
+  reportUnknownKeys('file.retention.', given, Object.keys(RETENTION_RULES), issues);
+  return out as unknown as Required<RetentionOptions>;
+}
+
+const SECTION_RULES: Record<'file' | 'batch' | 'limits', Record<string, Rule>> = {
+  file: {
+    enabled: { kind: 'bool' },
+    path: { kind: 'string' },
+    format: oneOf('binary', 'text'),
+    rotateBytes: {
+      kind: 'int',
+      min: 0,
+      max: MAX_ROTATE_BYTES,
+      allowed: `0 (off) or integer ${MIN_ROTATE_BYTES}..${MAX_ROTATE_BYTES}`,
+      // A rotation size below one page would rotate after nearly every batch.
+      accept: (n) => n === 0 || n >= MIN_ROTATE_BYTES,
+    },
+    rotateMs: int(0, 30 * 86_400_000),
+    fsync: oneOf('never', 'interval', 'batch'),
+    fsyncIntervalMs: int(1, 3_600_000),
+    repair: { kind: 'bool' },
+    minFreeBytes: int(0, MAX_ROTATE_BYTES),
+  },
+  batch: {
+    maxMessages: int(1, 1_000_000),
+    maxBytes: int(4096, 256 * MiB),
+    maxDelayMs: int(0, 10_000),
+  },
+  limits: {
+    maxMessageBytes: int(0, 64 * MiB),
+    maxConnections: int(1, 1_000_000),
+    idleTimeoutMs: timeout,
+    handshakeTimeoutMs: timeout,
+    frameTimeoutMs: timeout,
+    maxQueueBytes: int(1 * MiB, 16 * GiB),
+    maxInflightBytesPerConnection: int(1 * KiB, 16 * GiB),
+  },
+};
+
+// NATS names: a stream name has no '.', '*', '>', whitespace or path separators;
+// a subject prefix is dot-separated tokens of the same characters (no wildcards).
+const NAME_TOKEN = '[A-Za-z0-9_-]+';
+const JETSTREAM_RULES: Record<string, Rule> = {
+  stream: { kind: 'pattern', re: new RegExp(`^${NAME_TOKEN}$`), allowed: 'a stream name of letters, digits, _ and -' },
+  subjectPrefix: {
+    kind: 'pattern',
+    re: new RegExp(`^(?![$])(?!_INBOX)${NAME_TOKEN}(\\.${NAME_TOKEN})*$`),
+    allowed: "dot-separated tokens of letters, digits, _ and - (no wildcards, not starting with '$' or '_INBOX')",
+  },
+  replicas: int(1, 5),
+  createStream: { kind: 'bool' },
+  ackTimeoutMs: int(100, 600_000),
+  maxPending: int(1, 1_000_000),
+};
+
+/** 'nats://host:port' (or 'host:port'); returns the normalised URL or null. */
+function natsUrl(raw: string): string | null {
+  const t = raw.trim();
+  if (t === '') return null;
+  let u: URL;
+  try {
+    u = new URL(t.includes('://') ? t : `nats://${t}`);
+  } catch {
+    return null;
+  }
+  if (u.protocol !== 'nats:' || u.hostname === '' || u.pathname.replace(/^\/$/, '') !== '' || u.search || u.hash) return null;
+  return `nats://${u.username ? `${u.username}${u.password ? `:${u.password}` : ''}@` : ''}${u.host}`;
+}
+
+function resolveJetStream(given: unknown, issues: ConfigIssue[]): ResolvedJetStream | null {
+  if (given === undefined || given === null) return null;
+  const rules = ['servers', ...Object.keys(JETSTREAM_RULES)];
+  if (!isPlainObject(given)) {
+    issues.push({ field: 'jetstream', value: given, allowed: `null or an object with keys ${rules.join(', ')}` });
+    return null;
+  }
+  const defaults = JETSTREAM_DEFAULTS as unknown as Record<string, unknown>;
+  const out = resolveFields('jetstream.', given, JETSTREAM_RULES, defaults, issues) as Omit<ResolvedJetStream, 'servers'>;
+  reportUnknownKeys('jetstream.', given, rules, issues);
+  const raw = given.servers;
+  const list = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : null;
+  const servers = list?.map((s) => (typeof s === 'string' ? natsUrl(s) : null)) ?? [];
+  if (list === null || list.length === 0 || servers.some((s) => s === null)) {
+    issues.push({
+      field: 'jetstream.servers',
+      value: raw,
+      allowed: "one or more NATS URLs 'nats://host:port' (an array or a comma-separated string)",
+    });
+  }
+  return { ...out, servers: servers.filter((s): s is string => s !== null) };
+}
+
+function describeRule(rule: Rule): string {
+  switch (rule.kind) {
+    case 'int':
+      return rule.allowed ?? `integer ${rule.min}..${rule.max}`;
+    case 'enum':
+      return `one of ${rule.values.map((v) => `'${v}'`).join(', ')}`;
+    case 'bool':
+      return 'true or false';
+    case 'string':
+      return 'non-empty string';
+    case 'pattern':
+      return rule.allowed;
+  }
+}
+
+function satisfies(rule: Rule, v: unknown): boolean {
+  switch (rule.kind) {
+    case 'int':
+      return (
+        typeof v === 'number' &&
+        Number.isInteger(v) &&
+        v >= rule.min &&
+        v <= rule.max &&
+        (rule.accept === undefined || rule.accept(v))
+      );
+    case 'enum':
+      return typeof v === 'string' && rule.values.includes(v);
+    case 'bool':
+      return typeof v === 'boolean';
+    case 'string':
+      return typeof v === 'string' && v.length > 0;
+    case 'pattern':
+      return typeof v === 'string' && rule.re.test(v);
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/**
+ * Fills `out` from `given` (falling back to `defaults`) for every field of
+ * `rules`; a field explicitly set to undefined counts as not given.
+ */
+function resolveFields(
+  prefix: string,
+  given: Record<string, unknown>,
+  rules: Record<string, Rule>,
+  defaults: Record<string, unknown>,
+  issues: ConfigIssue[],
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, rule] of Object.entries(rules)) {
+    const v = given[key];
+    if (v === undefined) {
+      out[key] = defaults[key];
+    } else if (satisfies(rule, v)) {
+      out[key] = v;
+    } else {
+      issues.push({ field: prefix + key, value: v, allowed: describeRule(rule) });
+      out[key] = defaults[key];
+    }
+  }
+  return out;
+}
+
+function reportUnknownKeys(
+  prefix: string,
+  given: Record<string, unknown>,
+  known: string[],
+  issues: ConfigIssue[],
+): void {
+  for (const key of Object.keys(given)) {
+    if (!known.includes(key)) {
+      issues.push({ field: prefix + key, value: given[key], allowed: `no such option (known: ${known.join(', ')})` });
+    }
+  }
+}
+
+function resolveSection(
+  name: keyof typeof SECTION_RULES,
+  given: unknown,
+  issues: ConfigIssue[],
+): Record<string, unknown> {
+  const rules = SECTION_RULES[name];
+  const defaults = DEFAULTS[name] as unknown as Record<string, unknown>;
+  if (given === undefined) return { ...defaults };
+  if (!isPlainObject(given)) {
+    issues.push({ field: name, value: given, allowed: `object with keys ${Object.keys(rules).join(', ')}` });
+    return { ...defaults };
+  }
+  const out = resolveFields(`${name}.`, given, rules, defaults, issues);
+  reportUnknownKeys(`${name}.`, given, [...Object.keys(rules), ...(name === 'file' ? ['retention'] : [])], issues);
+  return out;
+}
+
+/**
+ * Checks that need two fields; only run when both fields are valid alone.
+ * maxQueueBytes must fit one largest message: when the user left it unset we
+ * raise the default instead of failing (asking for 64 MiB messages should not
+ * also require a queue flag); when they set it too small, that is an issue.
+ */
+function crossCheck(cfg: ResolvedConfig, queueGiven: boolean, issues: ConfigIssue[]): void {
+  const failed = new Set(issues.map((i) => i.field));
+  const rotating = cfg.file.rotateBytes > 0 || cfg.file.rotateMs > 0;
+  const retention = cfg.file.retention;
+  if (!rotating && !failed.has('file.rotateBytes') && !failed.has('file.rotateMs')) {
+    // Retention deletes closed segments: a single log file has none.
+    for (const key of ['maxBytes', 'maxAgeMs', 'maxSegments', 'afterArchive'] as const) {
+      if (retention[key] && !failed.has(`file.retention.${key}`)) {
+        issues.push({
+          field: `file.retention.${key}`,
+          value: retention[key],
+          allowed: `${key === 'afterArchive' ? 'false' : '0 (off)'} unless file.rotateBytes or file.rotateMs is set (retention deletes rotated segments)`,
+        });
+      }
+    }
+  }
+  if (rotating && cfg.file.format === 'text' && !failed.has('file.format')) {
+    // Text lines carry no sequence number to name or order segments by.
+    issues.push({ field: 'file.format', value: 'text', allowed: "'binary' when file.rotateBytes or file.rotateMs is set" });
+  }
+  checkSinks(cfg, failed, issues);
+  if (failed.has('limits.maxQueueBytes') || failed.has('limits.maxMessageBytes')) return;
+  const min = cfg.limits.maxMessageBytes + QUEUE_HEADROOM;
+  if (cfg.limits.maxQueueBytes >= min) return;
+  if (!queueGiven) {
+    cfg.limits.maxQueueBytes = min;
+    return;
+  }
+  issues.push({
+    field: 'limits.maxQueueBytes',
+    value: cfg.limits.maxQueueBytes,
+    allowed: `integer >= limits.maxMessageBytes + 1024 = ${min}`,
+  });
+}
+
+/** Which sinks an ACK mode needs, and what a JetStream sink can carry. */
+function checkSinks(cfg: ResolvedConfig, failed: Set<string>, issues: ConfigIssue[]): void {
+  const js = cfg.jetstream !== null || failed.has('jetstream') || failed.has('jetstream.servers');
+  if (cfg.ackMode === 'replicated' && !js) {
+    issues.push({ field: 'ackMode', value: 'replicated', allowed: "'replicated' only with a jetstream section (jetstream.servers)" });
+  }
+  if (!cfg.file.enabled && !js) {
+    issues.push({ field: 'file.enabled', value: false, allowed: 'false only with a jetstream section (some sink must store the messages)' });
+  }
+  if (!cfg.file.enabled && cfg.ackMode === 'durable') {
+    issues.push({ field: 'ackMode', value: 'durable', allowed: "'durable' only with file.enabled (it promises an fsynced file)" });
+  }
+}
+
+/**
+ * With a JetStream sink, a record must fit NATS's max_payload: the largest
+ * message defaults to JETSTREAM_MAX_MESSAGE_BYTES, and a larger one set by
+ * the user is an issue (it could never be published).
+ */
+function checkJetStreamSize(cfg: ResolvedConfig, given: boolean, issues: ConfigIssue[]): void {
+  if (cfg.jetstream === null || cfg.limits.maxMessageBytes <= JETSTREAM_MAX_MESSAGE_BYTES) return;
+  if (!given) {
+    cfg.limits.maxMessageBytes = JETSTREAM_MAX_MESSAGE_BYTES;
+    return;
+  }
+  issues.push({
+    field: 'limits.maxMessageBytes',
+    value: cfg.limits.maxMessageBytes,
+    allowed: `integer 0..${JETSTREAM_MAX_MESSAGE_BYTES} with jetstream (a record must fit NATS's 1 MiB max_payload)`,
+  });
+}
+
+/**
+ * Validates `opts` and fills in defaults. Throws one ConfigError listing every
+ * problem (bad type, non-integer, out of range, unknown enum value, unknown key).
+ */
+export function resolveConfig(opts: ServerOptions = {}): ResolvedConfig {
+  const issues: ConfigIssue[] = [];
+  if (!isPlainObject(opts)) {
+    throw new ConfigError([{ field: '(options)', value: opts, allowed: 'an object' }]);
+  }
+  const given = opts as Record<string, unknown>;
+  const defaults = DEFAULTS as unknown as Record<string, unknown>;
+  const top = resolveFields('', given, TOP_RULES, defaults, issues);
+  reportUnknownKeys('', given, [...Object.keys(TOP_RULES), ...Object.keys(SECTION_RULES), 'jetstream'], issues);
+
+  const cfg = {
+    ...top,
+    file: {
+      ...resolveSection('file', given.file, issues),
+      retention: resolveRetention(isPlainObject(given.file) ? given.file.retention : undefined, issues),
+    },
+    batch: resolveSection('batch', given.batch, issues),
+    limits: resolveSection('limits', given.limits, issues),
+    jetstream: resolveJetStream(given.jetstream, issues),
+  } as unknown as ResolvedConfig;
+  const queueGiven = isPlainObject(given.limits) && given.limits.maxQueueBytes !== undefined;
+  const sizeGiven = isPlainObject(given.limits) && given.limits.maxMessageBytes !== undefined;
+  if (!issues.some((i) => i.field === 'limits.maxMessageBytes')) checkJetStreamSize(cfg, sizeGiven, issues);
+  crossCheck(cfg, queueGiven, issues);
+  if (issues.length > 0) throw new ConfigError(issues);
+  return cfg;
+}
+
+/**
+ * Parses the text of a JSON config file into ServerOptions (not yet validated:
+ * pass the result, maybe merged with flags, to resolveConfig). Errors name
+ * `source`, the file the text came from.
+ */
+export function configFromJson(text: string, source: string): ServerOptions {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new ConfigError(
+      [{ field: '(file)', value: source, allowed: 'valid JSON' }],
+      `invalid config file ${source}: ${why}`,
+    );
+  }
+  if (!isPlainObject(parsed)) {
+    const got = Array.isArray(parsed) ? 'an array' : formatValue(parsed);
+    throw new ConfigError(
+      [{ field: '(file)', value: parsed, allowed: 'a JSON object' }],
+      `invalid config file ${source}: expected a JSON object of options, got ${got}`,
+    );
+  }
+  return parsed as ServerOptions;
+}
+
+/** What an original-server `app.conf` holds, mapped onto our options. */
+export interface AppConf {
+  options: ServerOptions;
+  /** TIME_INTERVAL_BTN_MSG: the original client's pause between messages, in seconds (its sleep()). */
+  timeIntervalSeconds: number | undefined;
+}
+
+const APP_CONF_KEYS = ['IP', 'PORT', 'FILE_NAME', 'MSG_PER_WRITE', 'TIME_INTERVAL_BTN_MSG'] as const;
+
+/**
+ * Parses the original server's `app.conf` (KEY=VALUE lines). It means what it
+ * meant to the original: the legacy protocol and the text file format, on
+ * IP:PORT, writing FILE_NAME, MSG_PER_WRITE messages per write. Unknown keys
+ * and bad values are reported with their line, all at once.
+ */
+export function parseAppConf(text: string, source: string): AppConf {
+  const issues: ConfigIssue[] = [];
+  const options: ServerOptions = { protocol: 'legacy', file: { format: 'text' } };
+  let timeIntervalSeconds: number | undefined;
+  const integer = (key: string, line: number, raw: string, min: number, max: number): number | undefined => {
+    const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+    if (Number.isSafeInteger(n) && n >= min && n <= max) return n;
+    issues.push({ field: `${key} (${source} line ${line})`, value: raw, allowed: `integer ${min}..${max}` });
+    return undefined;
+  };
+  text.split(/\r?\n/).forEach((rawLine, i) => {
+    const line = i + 1;
+    const trimmed = rawLine.trim();
+    if (trimmed === '' || trimmed.startsWith('#')) return;
+    const eq = trimmed.indexOf('=');
+    if (eq < 0) {
+      issues.push({ field: `(${source} line ${line})`, value: trimmed, allowed: 'KEY=VALUE' });
+      return;
+    }
+    const key = trimmed.slice(0, eq).trim();
+    const value = trimmed.slice(eq + 1).trim();
+    switch (key) {
+      case 'IP':
+        if (value === '') issues.push({ field: `IP (${source} line ${line})`, value, allowed: 'a host name or address' });
+        else options.host = value;
+        break;
+      case 'PORT':
+        options.port = integer(key, line, value, 0, 65535) ?? options.port;
+        break;
+      case 'FILE_NAME':
+        if (value === '') issues.push({ field: `FILE_NAME (${source} line ${line})`, value, allowed: 'a file path' });
+        else options.file!.path = value;
+        break;
+      case 'MSG_PER_WRITE': {
+        const n = integer(key, line, value, 1, 1_000_000);
+        if (n !== undefined) options.batch = { maxMessages: n };
+        break;
+      }
+      case 'TIME_INTERVAL_BTN_MSG':
+        timeIntervalSeconds = integer(key, line, value, 0, MAX_TIMEOUT_MS / 1000) ?? timeIntervalSeconds;
+        break;
+      default:
+        issues.push({ field: `${key} (${source} line ${line})`, value, allowed: `one of the keys ${APP_CONF_KEYS.join(', ')}` });
+    }
+  });
+  if (issues.length > 0) throw new ConfigError(issues, `invalid ${source}: ${issues.map(formatIssue).join('; ')}`);
+  return { options, timeIntervalSeconds };
+}
+
+/** True when a config file's text is an `app.conf` rather than JSON. */
+export function isAppConf(text: string, source: string): boolean {
+  return source.endsWith('.conf') || !/^\s*[{[]/.test(text);
+}
+
+/** Reads a config file of either kind: JSON options or an original `app.conf`. */
+export function configFromFile(text: string, source: string): ServerOptions {
+  return isAppConf(text, source) ? parseAppConf(text, source).options : configFromJson(text, source);
+}
+
+// ---- environment overrides ----------------------------------------------------
+
+/** One environment variable that sets one option (the CLI builds the list from its flags). */
+export interface EnvVar {
+  /** Variable name, e.g. "MSGSERVER_PORT". */
+  name: string;
+  /** Option path: a top-level key, or the keys down to it ([section, key], ['file', 'retention', 'maxBytes']), as in ServerOptions. */
+  path: string | readonly string[];
+  kind: 'string' | 'number' | 'boolean';
+}
+
+export interface EnvOptions {
+  /** The options the environment sets (not yet validated). */
+  options: ServerOptions;
+  /** Dotted option path -> the variable that set it, e.g. {"port": "MSGSERVER_PORT"}. */
+  sources: Record<string, string>;
+}
+
+/**
+ * Reads the variables of `vars` that are set (and not empty) in `env` into
+ * ServerOptions. Values are only coerced, not validated: a number that looks
+ * like one becomes a number, "true"/"1"/"false"/"0" a boolean, and anything
+ * else is kept as the string so resolveConfig reports it by field like a bad
+ * flag or file value. Pass `sources` to withEnvSources() to name the variable
+ * in that report.
+ */
+export function serverOptionsFromEnv(env: NodeJS.ProcessEnv, vars: readonly EnvVar[]): EnvOptions {
+  const options: Record<string, unknown> = {};
+  const sources: Record<string, string> = {};
+  for (const v of vars) {
+    const raw = env[v.name];
+    if (raw === undefined || raw === '') continue;
+    let value: unknown = raw;
+    if (v.kind === 'number') {
+      const t = raw.trim();
+      const n = Number(t);
+      value = t !== '' && Number.isFinite(n) ? n : raw;
+    } else if (v.kind === 'boolean') {
+      const t = raw.trim().toLowerCase();
+      value = t === 'true' || t === '1' ? true : t === 'false' || t === '0' ? false : raw;
+    }
+    const keys = typeof v.path === 'string' ? [v.path] : v.path;
+    setPath(options, keys, value);
+    sources[keys.join('.')] = v.name;
+  }
+  return { options: options as ServerOptions, sources };
+}
+
+/** Sets target[keys[0]][keys[1]]... = value, making the objects on the way. */
+export function setPath(target: Record<string, unknown>, keys: readonly string[], value: unknown): void {
+  let at = target;
+  for (const k of keys.slice(0, -1)) at = (at[k] ??= {}) as Record<string, unknown>;
+  at[keys[keys.length - 1]] = value;
+}
+
+/**
+ * Returns `err` with every issue whose field came from an environment variable
+ * renamed "field (env VAR)", so the message names both; other errors are
+ * returned unchanged. `sources` maps dotted option paths to variable names.
+ */
+export function withEnvSources(err: unknown, sources: Record<string, string>): unknown {
+  if (!(err instanceof ConfigError)) return err;
+  let renamed = false;
+  const issues = err.issues.map((i) => {
+    const name = sources[i.field];
+    if (name === undefined) return i;
+    renamed = true;
+    return { ...i, field: `${i.field} (env ${name})` };
+  });
+  return renamed ? new ConfigError(issues) : err;
+}

@@ -1,0 +1,95 @@
+// The counters MessageServer.stats() returns. They live apart from server.ts
+// so that native.ts (the addon's interface) and metrics.ts can use them
+// without importing the server; this file imports nothing from server.ts or
+// native.ts. server.ts re-exports them.
+import type { AckStatus } from '../format/codec';
+
+/** One count per ACK status name. */
+export type StatusCounts = Record<keyof typeof AckStatus, number>;
+
+/** The kinds of system call on the log whose failures are counted (stats().ioErrors). */
+export type IoOp = 'write' | 'fsync' | 'truncate' | 'rename' | 'dirSync' | 'open' | 'close' | 'delete';
+
+export interface ServerStats {
+  connections: number;
+  connectionsAccepted: number;
+  connectionsRejected: number;
+  acceptErrors: number;
+  messagesIn: number;
+  bytesIn: number;
+  /** Messages acknowledged, by ACK status. */
+  acks: StatusCounts;
+  ackFrames: number;
+  /** ERR frames sent, by code name. */
+  errors: Record<string, number>;
+  batchesPushed: number;
+  readCalls: number;
+  pausedForQueue: number;
+  queueBytes: number;
+  queueBatches: number;
+  writerBatches: number;
+  writes: number;
+  recordsWritten: number;
+  bytesWritten: number;
+  fsyncs: number;
+  syncedRecords: number;
+  /** Failed writes and fsyncs of the log (ioErrors.write + ioErrors.fsync). */
+  writeErrors: number;
+  failedRecords: number;
+  /** Failed system calls on the log, by kind: each was also logged (rate-limited) and emitted as 'error'. */
+  ioErrors: Record<IoOp, number>;
+  /** Sequence number of the last record stored (0n = none yet); a bigint like every seq. */
+  lastSeq: bigint;
+  tornBytesCut: number;
+  /** Segments closed by rotation. */
+  rotations: number;
+  /** Closed segments deleted by file.retention. */
+  segmentsDeleted: number;
+  /** Closed segments an onSegmentClosed hook failed to archive (kept until the next start). */
+  archiveFailures: number;
+  /** Times ingest paused because free disk space fell below file.minFreeBytes. */
+  diskGuardPauses: number;
+  /** Gauge, 0/1: ingest is paused for low disk space now. */
+  diskLow: number;
+  /** Gauge, 0/1: the most recent store of a flush to the log failed (answered WRITE_FAILED). */
+  lastStoreFailed: number;
+  /** Connections that waited for their ACKs (maxInflightBytesPerConnection). */
+  inflightPauses: number;
+  /** Writes (+ fsync when synced per batch) by duration: [i] counts those under 2^i us; the last, the rest. */
+  writeLatencyUs: number[];
+  /** Messages handed to message hooks, and those the hooks did not see (policy 'drop'). */
+  hookDelivered: number;
+  hookDropped: number;
+  /** Times the writer waited for slow hooks (policy 'block'). */
+  hookBlocked: number;
+  /** Server events (log lines, connection events, errors) dropped because the JS thread was too far behind. */
+  eventsDropped: number;
+  /** The JetStream sink's counters; null without a jetstream section. */
+  jetstream: JetStreamStats | null;
+  threads: ThreadStats[];
+}
+
+export interface JetStreamStats {
+  /** Messages handed to the NATS client. */
+  published: number;
+  /** Publish acknowledgements with a stream sequence (duplicates included). */
+  acked: number;
+  /** Acknowledged as duplicates: the stream's duplicate window already held the Nats-Msg-Id. */
+  duplicates: number;
+  /** Error replies: no stream, no quorum, ... */
+  failed: number;
+  /** No acknowledgement within jetstream.ackTimeoutMs. */
+  timeouts: number;
+  /** Messages not published because the cluster was unreachable or the stream missing. */
+  unavailable: number;
+  reconnects: number;
+  connected: boolean;
+}
+
+export interface ThreadStats {
+  connections: number;
+  accepted: number;
+  messagesIn: number;
+  bytesIn: number;
+  batchesPushed: number;
+}

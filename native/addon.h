@@ -1,0 +1,30 @@
+// The Node-API binding's parts (addon*.cc): only translation between JS
+// values and the engine. Validation and the user-facing API live in lib/.
+#pragma once
+#include <napi.h>
+
+#include "config.h"
+#include "engine.h"
+#include "events.h"
+#include "hooks.h"
+
+namespace msgs::binding {
+
+// addon_config.cc: the object lib's resolveConfig() returned, as the C++
+// mirror. Throws Napi::TypeError naming a field that is missing or of the
+// wrong type (a bug in lib, never a user's mistake).
+Config config_from_js(const Napi::Object& o);
+
+// addon_stats.cc: every counter, named by the one stats table.
+Napi::Object stats_to_js(Napi::Env env, const Engine& e);
+// The table's scalar fields, for lib's metrics: [{ name, metric, type, help }].
+Napi::Array stats_schema(Napi::Env env);
+
+// addon_events.cc: an engine event as an object with named fields.
+Napi::Object event_to_js(Napi::Env env, const Event& ev);
+// A hook batch as (data: Buffer, meta: { seq, timeUs, msgId, clientId,
+// nameLen, offset, payloadLen }: one typed array per field). The Buffer owns
+// the batch from here on.
+void hook_batch_to_js(Napi::Env env, HookBatch* b, Napi::Value* data, Napi::Value* meta);
+
+}  // namespace msgs::binding
