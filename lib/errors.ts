@@ -86,6 +86,29 @@ export class ConnectTimeoutError extends Error {
 }
 
 /**
+ * The TLS handshake with the server failed: its certificate was refused (not
+ * signed by a trusted CA, wrong name, expired), the server refused ours, or
+ * the connection closed during the handshake (e.g. the port does not speak
+ * TLS). `tlsCode` is Node's or OpenSSL's code (e.g.
+ * 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'ERR_TLS_CERT_ALTNAME_INVALID',
+ * 'ERR_SSL_WRONG_VERSION_NUMBER', 'ECONNRESET'); `cause` the original error.
+ */
+export class TlsError extends Error {
+  readonly code = 'ERR_MSGS_TLS';
+  readonly tlsCode: string;
+  readonly host: string;
+  readonly port: number;
+
+  constructor(host: string, port: number, tlsCode: string, detail: string, cause?: unknown) {
+    super(`TLS with ${host}:${port} failed: ${detail}`, cause === undefined ? undefined : { cause });
+    this.name = 'TlsError';
+    this.tlsCode = tlsCode;
+    this.host = host;
+    this.port = port;
+  }
+}
+
+/**
  * connect() with several `endpoints`: none answered HELLO_OK. `errors` holds
  * each endpoint's error, in order (an AggregateError).
  */

@@ -25,3 +25,4 @@ export type { Endpoint, ResolvedEndpoint } from './client/client';
 export type { SegmentInfo, SegmentHook, SegmentDeletedInfo, HookDropInfo, ReconfigureResult } from './server/server';
 export { LIVE_OPTIONS } from './server/server';
 export type { RetentionOptions } from './server/config';
+export { TlsError } from './errors';

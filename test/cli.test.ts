@@ -143,14 +143,23 @@ test('flags override the config file field by field', () => {
 // ---- args.ts: msgclient and msglog ----------------------------------------------
 
 test('msgclient arguments: defaults, values, positional messages', () => {
-  assert.deepEqual(parseClientArgs([]), {
+  const noTls = { tls: false, ca: undefined, cert: undefined, key: undefined, servername: undefined, token: undefined };
+  assert.deepEqual(parseClientArgs([], {}), {
     help: false, version: false, host: '127.0.0.1', port: 9000, clientId: undefined, name: '', window: 1024, messages: [],
-    legacy: false, configPath: undefined, quiet: false, summary: false, connectTimeoutMs: 10000,
+    legacy: false, configPath: undefined, quiet: false, summary: false, connectTimeoutMs: 10000, ...noTls,
   });
-  assert.deepEqual(parseClientArgs(['--host', 'h', '--port', '1', '--client-id', '4294967295', '--name', 'n', '--window', '2', 'a', 'b c']), {
+  assert.deepEqual(parseClientArgs(['--host', 'h', '--port', '1', '--client-id', '4294967295', '--name', 'n', '--window', '2', 'a', 'b c'], {}), {
     help: false, version: false, host: 'h', port: 1, clientId: 4294967295, name: 'n', window: 2, messages: ['a', 'b c'],
-    legacy: false, configPath: undefined, quiet: false, summary: false, connectTimeoutMs: 10000,
+    legacy: false, configPath: undefined, quiet: false, summary: false, connectTimeoutMs: 10000, ...noTls,
   });
+  // TLS and token: --ca/--cert/--servername imply --tls; MSGS_TOKEN unless --token; an empty MSGS_TOKEN is none.
+  const sec = parseClientArgs(['--ca', 'ca.pem', '--cert', 'c.pem', '--key', 'c.key', 'm'], { MSGS_TOKEN: 't1' });
+  assert.deepEqual([sec.tls, sec.ca, sec.cert, sec.key, sec.token], [true, 'ca.pem', 'c.pem', 'c.key', 't1']);
+  assert.equal(parseClientArgs(['--token', 't2'], { MSGS_TOKEN: 't1' }).token, 't2');
+  assert.equal(parseClientArgs([], { MSGS_TOKEN: '' }).token, undefined);
+  assert.equal(parseClientArgs(['--tls'], {}).tls, true);
+  assert.throws(() => parseClientArgs(['--cert', 'c.pem'], {}), /--cert and --key go together/);
+  assert.throws(() => parseClientArgs(['--token', ''], {}), /--token must not be empty/);
   assert.deepEqual(parseClientArgs(['--legacy', '--config', 'app.conf', '7', 'x,y']).messages, ['7', 'x,y']);
   assert.throws(() => parseClientArgs(['--legacy', '7']), /exactly <client_id> <msg1,msg2,...>/);
   assert.throws(() => parseClientArgs(['--port', '0']), /--port must be an integer 1\.\.65535, got '0'/);

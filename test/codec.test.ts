@@ -47,7 +47,7 @@ test('vectors: hello', () => {
   for (const v of ofKind('hello')) {
     const b = hex(v, 'hex');
     assert.deepEqual(encodeHello(num(v, 'client_id')), b, `line ${v.line}`);
-    assert.deepEqual(decodeHello(b), { clientId: num(v, 'client_id') });
+    assert.deepEqual(decodeHello(b), { clientId: num(v, 'client_id'), auth: false });
     for (let n = 0; n < b.length; n++) assert.equal(decodeHello(b.subarray(0, n)), null);
   }
 });
@@ -152,18 +152,20 @@ test('constants match the protocol', () => {
   assert.equal(MSG_HEADER_SIZE, 10);
   assert.equal(ACK_FRAME_SIZE, 20);
   assert.equal(MAX_ERR_REASON, 255);
-  assert.deepEqual(FrameType, { MSG: 0x01, ACK: 0x81, ERR: 0x82 });
+  assert.deepEqual(FrameType, { MSG: 0x01, AUTH: 0x02, ACK: 0x81, ERR: 0x82 });
   assert.equal(ErrCode.BAD_MAGIC, 1);
   assert.equal(ErrCode.INTERNAL, 12);
+  assert.equal(ErrCode.UNAUTHENTICATED, 13);
+  assert.equal(ErrCode.FORBIDDEN, 14);
   assert.deepEqual(AckStatus, { OK: 0, TOO_LARGE: 1, WRITE_FAILED: 2, SHUTTING_DOWN: 3, REPLICATION_FAILED: 4 });
 });
 
 test('code and status names', () => {
   const names = ['BAD_MAGIC', 'BAD_VERSION', 'BAD_HELLO', 'UNKNOWN_TYPE', 'FRAME_TOO_LARGE', 'MALFORMED', 'BUSY',
-    'SHUTTING_DOWN', 'IDLE_TIMEOUT', 'HANDSHAKE_TIMEOUT', 'SLOW_FRAME', 'INTERNAL'];
+    'SHUTTING_DOWN', 'IDLE_TIMEOUT', 'HANDSHAKE_TIMEOUT', 'SLOW_FRAME', 'INTERNAL', 'UNAUTHENTICATED', 'FORBIDDEN'];
   names.forEach((n, i) => assert.equal(errCodeName(i + 1), n));
   assert.equal(errCodeName(0), 'UNKNOWN');
-  assert.equal(errCodeName(13), 'UNKNOWN');
+  assert.equal(errCodeName(15), 'UNKNOWN');
   assert.deepEqual([0, 1, 2, 3, 4, 5].map(ackStatusName), ['OK', 'TOO_LARGE', 'WRITE_FAILED', 'SHUTTING_DOWN', 'REPLICATION_FAILED', 'UNKNOWN']);
 });
 

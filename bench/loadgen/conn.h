@@ -7,9 +7,11 @@
 //                                 \__________________________\__ any error --> kFailed
 //   kIdle --a duration run ended before its ramp time--> kSkipped
 //
-// v1 sends HELLO in the same writev as the first messages (the server reads
-// them in order, so waiting for HELLO_OK would only cost a round trip); the
-// receive side wants HELLO_OK before any ACK. Legacy has no handshake.
+// v1 sends HELLO (and, with a token, the AUTH frame: the "preamble") in the
+// same writev as the first messages (the server reads them in order, so
+// waiting for HELLO_OK would only cost a round trip); the receive side wants
+// HELLO_OK before any ACK. Legacy has no handshake. Over TLS, kConnecting
+// lasts until the TLS handshake is done (`ssl` set once TCP is connected).
 //
 // Message q (0-based; its id is q + 1) is sent from slot q % window. The
 // counters only grow, and acked <= written <= queued <= acked + window.
@@ -18,6 +20,8 @@
 #include <cstdint>
 
 #include "codec.h"
+
+struct ssl_st;
 
 namespace loadgen {
 
@@ -40,12 +44,13 @@ struct SendRing {
 
 struct Conn {
   int fd = -1;
+  ssl_st* ssl = nullptr;      // TLS session (tls.h); nullptr: plaintext
   State state = State::kIdle;
   bool want_out = false;      // registered for EPOLLOUT (poller.h)
   bool hello_ok = false;      // v1: HELLO_OK received (legacy: always true)
   uint8_t legacy_pos = 0;     // legacy: bytes of the current "ack" seen
   uint16_t carry_len = 0;
-  uint32_t hello_off = 0;     // bytes of HELLO written (kHelloLen = all; legacy: always kHelloLen)
+  uint32_t hello_off = 0;     // bytes of the preamble written (FrameShape::preamble = all; legacy: always kHelloLen)
   uint32_t partial = 0;       // bytes of message `written` already written
   uint32_t index = 0;         // global connection number
   uint64_t queued = 0;        // messages prepared in slots (ids 1..queued)

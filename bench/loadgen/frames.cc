@@ -22,7 +22,20 @@ FrameShape::FrameShape(const LoadConfig& cfg)
       payload_max(cfg.payload_max),
       name(reinterpret_cast<const uint8_t*>(cfg.name.data())),
       name_len(uint32_t(cfg.name.size())),
-      client_id_base(cfg.client_id_base) {}
+      client_id_base(cfg.client_id_base),
+      auth_head{},
+      token(reinterpret_cast<const uint8_t*>(cfg.token.data())),
+      token_len(uint32_t(cfg.token.size())),
+      preamble(kHelloLen + (cfg.token.empty() ? 0 : kAuthHead + uint32_t(cfg.token.size()))) {
+  if (token_len == 0) return;
+  uint32_t length = 2 + token_len;  // counted like every frame: the bytes after the u32
+  auth_head[0] = uint8_t(length >> 24);
+  auth_head[1] = uint8_t(length >> 16);
+  auth_head[2] = uint8_t(length >> 8);
+  auth_head[3] = uint8_t(length);
+  auth_head[4] = kTypeAuth;
+  auth_head[5] = kAuthToken;
+}
 
 FrameBuilder::FrameBuilder(const LoadConfig& cfg, uint32_t worker_id)
     : shape_(cfg), rng_(cfg.seed * kSeedMix + worker_id + 1) {

@@ -33,6 +33,12 @@ constexpr uint32_t kV1Header = uint32_t(wire::kLengthSize + wire::kMsgHeaderSize
 constexpr uint32_t kMaxPayload = 64u * 1024 * 1024;  // the bench's own limit (v1)
 // The pool is this much longer than the largest payload: the spread of offsets.
 constexpr uint32_t kPoolExtra = 4096;
+// AUTH frame (docs/protocol.md): u32 length | u8 type 0x02 | u8 mechanism (1 = token) | token.
+constexpr uint32_t kAuthHead = 6;
+constexpr uint8_t kTypeAuth = 0x02;
+constexpr uint8_t kAuthToken = 1;
+constexpr uint32_t kMaxToken = 1024;
+constexpr uint8_t kHelloFlagAuth = 0x01;  // HELLO flags bit 0: an AUTH frame follows
 
 // What every frame of a run looks like.
 struct FrameShape {
@@ -47,6 +53,12 @@ struct FrameShape {
   const uint8_t* name;
   uint32_t name_len;
   uint32_t client_id_base;
+  // v1 with a token: the AUTH frame after HELLO, its head (length, type,
+  // mechanism) here and the token in the config. preamble: HELLO + AUTH bytes.
+  uint8_t auth_head[kAuthHead];
+  const uint8_t* token;
+  uint32_t token_len;
+  uint32_t preamble;
 
   uint32_t slot_of(uint64_t q) const { return uint32_t(q % window); }
   uint32_t client_id(const Conn& c) const { return client_id_base + c.index; }

@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "frames.h"
+#include "tls.h"
 #include "worker.h"
 
 namespace loadgen {
@@ -36,6 +37,10 @@ void check_protocol_limits(const LoadConfig& cfg) {
     if (cfg.name.size() > kV1NameMax) throw std::runtime_error("name: at most 255 bytes");
     if (cfg.payload_max > kMaxPayload) throw std::runtime_error("payload: at most 64 MiB");
   }
+  if (cfg.protocol == Protocol::kLegacy && (cfg.tls || !cfg.token.empty()))
+    throw std::runtime_error("the legacy protocol has neither TLS nor tokens: use v1");
+  if (cfg.token.size() > kMaxToken) throw std::runtime_error("token: at most 1024 bytes");
+  if (cfg.tls_cert.empty() != cfg.tls_key.empty()) throw std::runtime_error("TLS: give both the certificate and its key");
 }
 
 // The config the run uses: cfg_in checked (std::runtime_error says what is
@@ -120,6 +125,9 @@ LoadResult LoadGen::run(const LoadConfig& cfg_in, const ProgressFn& progress) {
   Shared sh;
   sh.cfg = &cfg;
   sh.addr = resolve(cfg.host, cfg.port);
+  std::unique_ptr<TlsContext> tls;
+  if (cfg.tls) tls.reset(new TlsContext(cfg));  // throws naming a file it cannot use
+  sh.tls = tls.get();
   Workers workers;
   for (uint32_t t = 0; t < cfg.threads; t++) workers.emplace_back(new Worker(sh, t, cfg.threads));
   sh.t0 = now_ns();

@@ -29,6 +29,7 @@
 //   latency.*    the latency histogram
 //   stats.*      per-worker counts, live progress, error samples, the result's rates
 //   net.*        address resolution and non-blocking connect
+//   tls.*        TLS on a connection (chosen per connection: plaintext ones never branch into it)
 //   poller.h     the epoll instance
 //   clock.h      the clock and its units
 #pragma once
@@ -66,6 +67,13 @@ struct LoadConfig {
   uint64_t seed = 1;
   /** How often the progress callback runs. */
   uint32_t progress_interval_ms = 500;
+  /** v1 over TLS (tls.h): PEM files of the CA to trust (empty: the system's), of the client certificate and its key. */
+  bool tls = false;
+  std::string tls_ca, tls_cert, tls_key;
+  /** The name the server's certificate must carry; empty: host. */
+  std::string tls_servername;
+  /** v1: authenticate every connection with this token (HELLO flag + AUTH frame); empty: none. */
+  std::string token;
 };
 
 struct Progress {
@@ -85,7 +93,7 @@ struct LoadResult {
   double elapsed_ms = 0;        // first connect to the last connection finished
   uint64_t messages_sent = 0;   // fully written to the socket
   uint64_t messages_acked = 0;  // ACKed with status OK and checked
-  uint64_t wire_bytes_sent = 0; // frame bytes (v1: incl. HELLO; legacy: 1160 per message)
+  uint64_t wire_bytes_sent = 0; // frame bytes (v1: incl. HELLO and AUTH; legacy: 1160 per message; TLS: before encryption)
   uint64_t payload_bytes_acked = 0;
   uint64_t ack_frames = 0;      // v1 ACK frames received (legacy: ACKs)
   double msgs_per_sec = 0;      // messages_acked / elapsed

@@ -24,6 +24,11 @@ double num(const Napi::Object& o, const char* key, double dflt) {
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
 }
 
+std::string str(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+}
+
 LoadConfig parse(const Napi::Object& o) {
   LoadConfig c;
   Napi::Value host = o.Get("host");
@@ -52,6 +57,18 @@ LoadConfig parse(const Napi::Object& o) {
   c.stall_timeout_ms = uint32_t(num(o, "stallTimeoutMs", c.stall_timeout_ms));
   c.seed = uint64_t(num(o, "seed", double(c.seed)));
   c.progress_interval_ms = uint32_t(num(o, "progressIntervalMs", c.progress_interval_ms));
+  c.tls = o.Get("tls").ToBoolean().Value();
+  c.tls_ca = str(o, "tlsCa");
+  c.tls_cert = str(o, "tlsCert");
+  c.tls_key = str(o, "tlsKey");
+  c.tls_servername = str(o, "tlsServername");
+  Napi::Value token = o.Get("token");
+  if (token.IsBuffer()) {
+    auto b = token.As<Napi::Buffer<uint8_t>>();
+    c.token.assign(reinterpret_cast<const char*>(b.Data()), b.Length());
+  } else if (token.IsString()) {
+    c.token = token.As<Napi::String>().Utf8Value();
+  }
   return c;
 }
 

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "clock.h"
+#include "tls.h"
 
 namespace loadgen {
 namespace {
@@ -186,11 +187,13 @@ Receiver::Result Receiver::read_once(Conn& c, int64_t* now) {
   uint8_t* buf = buf_.get();
   size_t have = c.carry_len;
   if (have) memcpy(buf, c.carry, have);
-  ssize_t r = ::read(c.fd, buf + have, kReadBuf);
+  // A branch per read, not per message: TLS connections read through OpenSSL (tls.h).
+  ssize_t r = c.ssl != nullptr ? tls_read(c.ssl, buf + have, kReadBuf) : ::read(c.fd, buf + have, kReadBuf);
   if (r < 0) {
     if (errno == EINTR) return Result::kInterrupted;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return Result::kDrained;
-    fault_ = {ErrorKind::kClosedEarly, std::string("read: ") + strerror(errno)};
+    fault_ = {ErrorKind::kClosedEarly, errno == EPROTO && c.ssl != nullptr ? tls_error()
+                                                                          : std::string("read: ") + strerror(errno)};
     *now = now_ns();
     return Result::kFault;
   }
@@ -204,6 +207,8 @@ Receiver::Result Receiver::read_once(Conn& c, int64_t* now) {
   Reply reply(shape_, stats_, samples_, fault_, c, *now);
   if (!shape_.v1) c.carry_len = 0;  // legacy: legacy_pos remembers a split "ack"
   if (!(shape_.v1 ? reply.v1(buf, n) : reply.legacy(buf, n))) return Result::kFault;
+  // OpenSSL may hold decrypted bytes the socket will not signal again: read on.
+  if (c.ssl != nullptr && tls_has_more(c.ssl)) return Result::kFull;
   return size_t(r) < kReadBuf ? Result::kShort : Result::kFull;
 }
 

@@ -36,7 +36,7 @@ class Receiver {
  public:
   enum class Result {
     kShort,        // read less than the buffer: the socket is likely drained
-    kFull,         // filled the buffer: there may be more
+    kFull,         // filled the buffer (or TLS holds more): there may be more
     kDrained,      // nothing to read (EAGAIN)
     kInterrupted,  // EINTR
     kFault,        // the connection must end: fault() says why

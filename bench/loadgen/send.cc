@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "clock.h"
+#include "tls.h"
 
 namespace loadgen {
 
@@ -33,12 +34,16 @@ SendRing SlotMemory::ring(uint32_t k) const {
 }
 
 Sender::Sender(const LoadConfig& cfg, uint32_t worker_id, uint32_t conns, WorkerStats& stats)
-    : frames_(cfg, worker_id), slots_(frames_.shape(), conns), stats_(stats) {}
+    : frames_(cfg, worker_id),
+      slots_(frames_.shape(), conns),
+      stats_(stats),
+      stage_(cfg.tls ? new uint8_t[kTlsStage] : nullptr) {}
 
 void Sender::attach(Conn& c, uint32_t k) {
   c.ring = slots_.ring(k);
   if (shape().v1) {
     wire::encode_hello(c.hello, shape().client_id(c));
+    if (shape().token_len > 0) c.hello[5] = kHelloFlagAuth;  // the flags byte: an AUTH frame follows
   } else {
     c.hello_off = kHelloLen;  // nothing to send before the first frame
   }
@@ -80,7 +85,21 @@ void gather(const FrameShape& fs, Conn& c, Round* r) {
     r->iov[n++].iov_len = len;
     bytes += len;
   };
-  if (c.hello_off < kHelloLen) add(c.hello + c.hello_off, kHelloLen - c.hello_off);
+  if (c.hello_off < fs.preamble) {
+    // HELLO, then (with a token) the AUTH frame's head and its token.
+    uint32_t off = c.hello_off;
+    if (off < kHelloLen) {
+      add(c.hello + off, kHelloLen - off);
+      off = kHelloLen;
+    }
+    if (fs.token_len > 0) {
+      if (off < kHelloLen + kAuthHead) {
+        add(const_cast<uint8_t*>(fs.auth_head) + (off - kHelloLen), kHelloLen + kAuthHead - off);
+        off = kHelloLen + kAuthHead;
+      }
+      add(const_cast<uint8_t*>(fs.token) + (off - kHelloLen - kAuthHead), fs.preamble - off);
+    }
+  }
   uint64_t q = c.written;
   uint32_t off = c.partial;
   if (fs.uniform) {
@@ -133,27 +152,34 @@ void account_frames(const FrameShape& fs, Conn& c, size_t bytes, WorkerStats& st
   c.partial = partial;
 }
 
-// Counts `bytes` written: HELLO's first, then the frames'.
+// Counts `bytes` written: the preamble's (HELLO, AUTH) first, then the frames'.
 void account(const FrameShape& fs, Conn& c, size_t bytes, WorkerStats& stats) {
   stats.wire_bytes += bytes;
-  if (c.hello_off < kHelloLen) {
-    size_t h = std::min<size_t>(bytes, kHelloLen - c.hello_off);
+  if (c.hello_off < fs.preamble) {
+    size_t h = std::min<size_t>(bytes, fs.preamble - c.hello_off);
     c.hello_off += uint32_t(h);
     bytes -= h;
   }
   account_frames(fs, c, bytes, stats);
 }
 
+// One round's bytes out: sendmsg, or over TLS the same bytes through one
+// staging buffer and SSL_write (tls.h). A branch per round, not per message.
+ssize_t send_round(Conn& c, Round& r, uint8_t* stage) {
+  if (c.ssl != nullptr) return tls_writev(c.ssl, r.iov, r.iovcnt, r.bytes, stage, kTlsStage);
+  msghdr mh{};
+  mh.msg_iov = r.iov;
+  mh.msg_iovlen = size_t(r.iovcnt);
+  return sendmsg(c.fd, &mh, MSG_NOSIGNAL);  // sendmsg, not writev: no SIGPIPE
+}
+
 // Writes what is unwritten, kMaxIov pieces per sendmsg.
-Sender::Result write_out(const FrameShape& fs, Conn& c, WorkerStats& stats, int* err) {
+Sender::Result write_out(const FrameShape& fs, Conn& c, WorkerStats& stats, uint8_t* stage, int* err) {
   for (;;) {
     Round r;
     gather(fs, c, &r);
     if (r.iovcnt == 0) return Sender::Result::kDone;
-    msghdr mh{};
-    mh.msg_iov = r.iov;
-    mh.msg_iovlen = size_t(r.iovcnt);
-    ssize_t w = sendmsg(c.fd, &mh, MSG_NOSIGNAL);  // sendmsg, not writev: no SIGPIPE
+    ssize_t w = send_round(c, r, stage);
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return Sender::Result::kBlocked;
@@ -171,7 +197,7 @@ Sender::Result write_out(const FrameShape& fs, Conn& c, WorkerStats& stats, int*
 
 Sender::Result Sender::round(Conn& c, bool stop_sending, int* err) {
   fill_window(frames_, c, stop_sending);
-  return write_out(shape(), c, stats_, err);
+  return write_out(shape(), c, stats_, stage_.get(), err);
 }
 
 }  // namespace loadgen

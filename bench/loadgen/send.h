@@ -6,7 +6,8 @@
 // there); then gather what is unwritten (the rest of HELLO, then the frames
 // from the first unwritten byte on) into one iovec array and write it. A
 // short write leaves the rest for EPOLLOUT. A message counts as sent when its
-// last byte is written.
+// last byte is written. Over TLS the same bytes go through one SSL_write
+// (tls.h) instead of the sendmsg.
 #pragma once
 
 #include <sys/uio.h>
@@ -21,6 +22,8 @@
 namespace loadgen {
 
 constexpr int kMaxIov = 64;  // iovecs per sendmsg; more frames go in the next call of the round
+// TLS: a round's bytes are copied into one buffer of this size per SSL_write (tls.h).
+constexpr size_t kTlsStage = 256 * 1024;
 
 // One worker's send slots, one block per kind for all its connections.
 class SlotMemory {
@@ -53,6 +56,7 @@ class Sender {
   FrameBuilder frames_;
   SlotMemory slots_;
   WorkerStats& stats_;
+  std::unique_ptr<uint8_t[]> stage_;  // TLS runs only: the round's bytes for SSL_write
 };
 
 }  // namespace loadgen

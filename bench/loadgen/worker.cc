@@ -60,8 +60,10 @@ Worker::Worker(Shared& sh, uint32_t id, uint32_t nthreads)
 }
 
 Worker::~Worker() {
-  for (uint32_t k = 0; k < count_; k++)
+  for (uint32_t k = 0; k < count_; k++) {
+    tls_close(conns_[k].ssl, false);
     if (conns_[k].fd >= 0) close(conns_[k].fd);
+  }
 }
 
 void Worker::run() {
@@ -149,16 +151,55 @@ void Worker::start(Conn& c, int64_t now) {
     return;
   }
   poller_.add(c);
-  if (r == Connect::kDone) on_connected(c, now);
+  if (r == Connect::kDone) on_tcp_connected(c, now);
 }
 
 void Worker::on_connect_event(Conn& c, uint32_t events) {
+  if (c.ssl != nullptr) {  // TCP is up: the TLS handshake goes on
+    handshake(c);
+    return;
+  }
   int err = socket_error(c.fd);
   if (err != 0) {
     fail(c, ErrorKind::kConnect, std::string("connect: ") + strerror(err), now_ns());
     return;
   }
-  if (events & (EPOLLOUT | EPOLLIN | EPOLLERR | EPOLLHUP)) on_connected(c, now_ns());
+  if (events & (EPOLLOUT | EPOLLIN | EPOLLERR | EPOLLHUP)) on_tcp_connected(c, now_ns());
+}
+
+// Plaintext: running. TLS: the handshake starts (still kConnecting, so the
+// stall timeout bounds it as it bounds the connect).
+void Worker::on_tcp_connected(Conn& c, int64_t now) {
+  if (sh_.tls == nullptr) {
+    on_connected(c, now);
+    return;
+  }
+  std::string why;
+  c.ssl = sh_.tls->open(c.fd, &why);
+  if (c.ssl == nullptr) {
+    fail(c, ErrorKind::kConnect, why, now);
+    return;
+  }
+  handshake(c);
+}
+
+// One step of the TLS handshake; EPOLLOUT only while OpenSSL waits to write.
+void Worker::handshake(Conn& c) {
+  std::string why;
+  switch (tls_handshake(c.ssl, &why)) {
+    case TlsStep::kDone:
+      on_connected(c, now_ns());
+      return;
+    case TlsStep::kWantRead:
+      poller_.want_out(c, false);
+      return;
+    case TlsStep::kWantWrite:
+      poller_.want_out(c, true);
+      return;
+    case TlsStep::kFailed:
+      fail(c, ErrorKind::kConnect, why, now_ns());
+      return;
+  }
 }
 
 void Worker::on_connected(Conn& c, int64_t now) {
@@ -170,13 +211,16 @@ void Worker::on_connected(Conn& c, int64_t now) {
 }
 
 // Reads until the socket is drained (or kReadRounds full buffers), then
-// refills the window with what the ACKs freed and writes it.
+// refills the window with what the ACKs freed and writes it. Drained after a
+// full buffer still refills: those ACKs freed room, and with nothing in
+// flight no further ACK would come to wake the connection. TLS reads on past
+// kReadRounds while OpenSSL holds bytes: epoll would not signal them again.
 void Worker::on_readable(Conn& c) {
-  for (int round = 0; round < kReadRounds; round++) {
+  for (int round = 0; round < kReadRounds || c.ssl != nullptr; round++) {
     int64_t now = 0;
     Receiver::Result r = receiver_.read_once(c, &now);
     if (r == Receiver::Result::kInterrupted) continue;
-    if (r == Receiver::Result::kDrained) return;
+    if (r == Receiver::Result::kDrained) break;
     if (r == Receiver::Result::kFault) {
       fail(c, receiver_.fault().kind, receiver_.fault().why, now);
       return;
@@ -194,7 +238,8 @@ void Worker::flush(Conn& c) {
   int err = 0;
   Sender::Result r = sender_.round(c, stop_sending_, &err);
   if (r == Sender::Result::kFailed) {
-    fail(c, ErrorKind::kClosedEarly, std::string("send: ") + strerror(err), now_ns());
+    fail(c, ErrorKind::kClosedEarly, err == EPROTO && c.ssl != nullptr ? tls_error() : std::string("send: ") + strerror(err),
+         now_ns());
     return;
   }
   poller_.want_out(c, r == Sender::Result::kBlocked);
@@ -209,6 +254,8 @@ void Worker::maybe_done(Conn& c, int64_t now) {
 
 void Worker::finish(Conn& c, int64_t now) {
   stats.conns_ok++;
+  tls_close(c.ssl, true);  // close_notify: a clean end, not a cut connection
+  c.ssl = nullptr;
   close_conn(c, State::kDone, now);
 }
 
@@ -221,6 +268,8 @@ void Worker::fail(Conn& c, ErrorKind kind, const std::string& why, int64_t now) 
 }
 
 void Worker::close_conn(Conn& c, State to, int64_t now) {
+  tls_close(c.ssl, false);
+  c.ssl = nullptr;
   if (c.fd >= 0) close(c.fd);  // closing removes it from the epoll set
   c.fd = -1;
   c.state = to;

@@ -22,6 +22,7 @@
 #include "recv.h"
 #include "send.h"
 #include "stats.h"
+#include "tls.h"
 
 namespace loadgen {
 
@@ -31,6 +32,7 @@ struct Shared {
   Address addr;
   int64_t t0 = 0;  // the run's start: set before the threads start
   ErrorSamples samples;
+  const TlsContext* tls = nullptr;  // a TLS run's client context (shared: SSL_new is thread-safe)
 };
 
 // When things happen in a run, from one worker's view.
@@ -69,6 +71,8 @@ class Worker {
   // A connection's life.
   void start(Conn& c, int64_t now);
   void on_connect_event(Conn& c, uint32_t events);
+  void on_tcp_connected(Conn& c, int64_t now);
+  void handshake(Conn& c);
   void on_connected(Conn& c, int64_t now);
   void on_readable(Conn& c);
   void flush(Conn& c);

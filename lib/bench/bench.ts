@@ -11,6 +11,17 @@ import * as path from 'node:path';
 
 export type BenchProtocol = 'v1' | 'legacy';
 
+/** TLS for the load's connections: PEM file paths (read by the load engine itself). */
+export interface LoadTlsOptions {
+  /** The CA to trust for the server's certificate; default: the system's. */
+  ca?: string;
+  /** Client certificate and its key (mutual TLS); both or neither. */
+  cert?: string;
+  key?: string;
+  /** The name the server's certificate must carry; default: host (checked as an IP address when it is one). */
+  servername?: string;
+}
+
 export interface LoadOptions {
   host?: string;
   port: number;
@@ -38,6 +49,10 @@ export interface LoadOptions {
   seed?: number;
   progressIntervalMs?: number;
   onProgress?: (p: LoadProgress) => void;
+  /** v1 only: every connection speaks TLS (`true`: the system's CAs). The engine's own TLS layer, not a proxy. */
+  tls?: boolean | LoadTlsOptions;
+  /** v1 only: every connection authenticates with this token (1..1024 bytes; HELLO flag + AUTH frame). */
+  token?: string | Uint8Array;
 }
 
 export interface LoadProgress {
@@ -66,7 +81,7 @@ export interface LoadResult {
   messagesSent: number;
   /** Messages ACKed with status OK (each ACK checked against the ids). */
   messagesAcked: number;
-  /** Bytes written: v1 frames and HELLOs; legacy 1160 per message. */
+  /** Bytes written: v1 frames, HELLOs and AUTH frames (under TLS: before encryption); legacy 1160 per message. */
   wireBytesSent: number;
   payloadBytesAcked: number;
   /** v1: ACK frames received (one may cover many messages); legacy: ACKs. */
@@ -116,6 +131,12 @@ interface NativeLoadOptions {
   seed: number;
   progressIntervalMs: number;
   onProgress?: (p: LoadProgress) => void;
+  tls: boolean;
+  tlsCa: string;
+  tlsCert: string;
+  tlsKey: string;
+  tlsServername: string;
+  token: Buffer | undefined;
 }
 
 type RunLoadFn = (opts: NativeLoadOptions) => Promise<LoadResult>;
@@ -146,6 +167,7 @@ export function resolveLoadOptions(o: LoadOptions): NativeLoadOptions {
   const nameMax = protocol === 'legacy' ? 127 : 255;
   if (Buffer.byteLength(name) > nameMax) throw new RangeError(`name: at most ${nameMax} bytes`);
   const connections = check('connections', o.connections ?? 1, 1, 1_000_000);
+  const sec = resolveSecurity(o, protocol);
   return {
     host: o.host ?? '127.0.0.1',
     port: check('port', o.port, 1, 65535),
@@ -164,6 +186,35 @@ export function resolveLoadOptions(o: LoadOptions): NativeLoadOptions {
     seed: check('seed', o.seed ?? 1, 0, Number.MAX_SAFE_INTEGER),
     progressIntervalMs: check('progressIntervalMs', o.progressIntervalMs ?? 500, 10, 3_600_000),
     onProgress: o.onProgress,
+    ...sec,
+  };
+}
+
+function resolveSecurity(o: LoadOptions, protocol: BenchProtocol): Pick<NativeLoadOptions, 'tls' | 'tlsCa' | 'tlsCert' | 'tlsKey' | 'tlsServername' | 'token'> {
+  const t = o.tls ?? false;
+  if (typeof t !== 'boolean' && (t === null || typeof t !== 'object')) throw new RangeError('tls must be a boolean or { ca?, cert?, key?, servername? }');
+  const files = typeof t === 'object' ? t : {};
+  for (const k of ['ca', 'cert', 'key', 'servername'] as const) {
+    const v = files[k];
+    if (v !== undefined && (typeof v !== 'string' || v === '')) throw new RangeError(`tls.${k} must be a non-empty string`);
+  }
+  if ((files.cert === undefined) !== (files.key === undefined)) throw new RangeError('tls.cert and tls.key go together');
+  let token: Buffer | undefined;
+  if (o.token !== undefined) {
+    token = typeof o.token === 'string' ? Buffer.from(o.token, 'utf8') : Buffer.from(o.token);
+    // The size only, never the token.
+    if (token.length < 1 || token.length > 1024) throw new RangeError(`token must be 1..1024 bytes, got ${token.length}`);
+  }
+  if (protocol === 'legacy' && (t !== false || token !== undefined)) {
+    throw new RangeError('the legacy protocol has neither TLS nor tokens: use protocol v1');
+  }
+  return {
+    tls: t !== false,
+    tlsCa: files.ca ?? '',
+    tlsCert: files.cert ?? '',
+    tlsKey: files.key ?? '',
+    tlsServername: files.servername ?? '',
+    token,
   };
 }
 

@@ -310,6 +310,16 @@ export interface ClientArgs {
   /** --summary: no line per message; counts, rate and latency percentiles at the end. */
   summary: boolean;
   connectTimeoutMs: number;
+  /** --tls (also implied by --ca, --cert, --key): connect with TLS. */
+  tls: boolean;
+  /** PEM files: the CA to trust instead of the system's, the client certificate and its key (mutual TLS). */
+  ca: string | undefined;
+  cert: string | undefined;
+  key: string | undefined;
+  /** --servername: the name to check the server's certificate against (default: --host unless an IP). */
+  servername: string | undefined;
+  /** --token, else $MSGS_TOKEN: authenticate with this token. */
+  token: string | undefined;
 }
 
 const CLIENT_SPECS: readonly FlagSpec[] = [
@@ -324,9 +334,15 @@ const CLIENT_SPECS: readonly FlagSpec[] = [
   { name: 'quiet', short: 'q', type: 'boolean' },
   { name: 'summary', short: 's', type: 'boolean' },
   { name: 'connect-timeout-ms', type: 'string' },
+  { name: 'tls', type: 'boolean' },
+  { name: 'ca', type: 'string' },
+  { name: 'cert', type: 'string' },
+  { name: 'key', type: 'string' },
+  { name: 'servername', type: 'string' },
+  { name: 'token', type: 'string' },
 ];
 
-export function parseClientArgs(argv: readonly string[]): ClientArgs {
+export function parseClientArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ClientArgs {
   const { values, positionals } = parseFlags(argv, CLIENT_SPECS, { positionals: true });
   const s = (k: string): string | undefined => values[k] as string | undefined;
   const help = values.help === true;
@@ -342,6 +358,15 @@ export function parseClientArgs(argv: readonly string[]): ClientArgs {
   const port = s('port');
   const window = s('window');
   const timeout = s('connect-timeout-ms');
+  const [ca, cert, key, servername] = [s('ca'), s('cert'), s('key'), s('servername')];
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--cert and --key go together (the client certificate and its private key)');
+  const tls = values.tls === true || ca !== undefined || cert !== undefined || servername !== undefined;
+  // An empty MSGS_TOKEN is no token; an empty --token is a mistake.
+  const token = s('token') ?? (env.MSGS_TOKEN === '' ? undefined : env.MSGS_TOKEN);
+  if (token === '') throw new UsageError('--token must not be empty');
+  if (legacy && (tls || token !== undefined)) {
+    throw new UsageError('--tls, --ca, --cert, --key, --servername and --token do not apply to --legacy (its protocol has neither)');
+  }
   return {
     help,
     version,
@@ -356,12 +381,19 @@ export function parseClientArgs(argv: readonly string[]): ClientArgs {
     quiet: values.quiet === true,
     summary: values.summary === true,
     connectTimeoutMs: timeout === undefined ? 10_000 : parseIntFlag('connect-timeout-ms', timeout, 1, 3_600_000),
+    tls,
+    ca,
+    cert,
+    key,
+    servername,
+    token,
   };
 }
 
 export function clientUsage(): string {
   return [
-    'usage: msgclient [--host h] [--port p] [--client-id n] [--name s] [--window n] [-q | -s] [msg ...]',
+    'usage: msgclient [--host h] [--port p] [--client-id n] [--name s] [--window n] [-q | -s]',
+    '                 [--tls] [--ca f] [--cert f --key f] [--token t] [msg ...]',
     '       msgclient --legacy [--config app.conf] [--host h] [--port p] <client_id> <msg1,msg2,...>',
     '',
     'Sends each positional argument as one message, or, with none, each line of stdin.',
@@ -385,6 +417,14 @@ export function clientUsage(): string {
     '                            messages are still printed (on stderr). On a terminal, a',
     '                            progress line shows on stderr while a long input is sent.',
     '  --connect-timeout-ms <n>  time allowed to connect and get HELLO_OK (default 10000)',
+    '  --tls                     connect with TLS (the system\'s trusted CAs unless --ca)',
+    '  --ca <file>               PEM CA certificate(s) to trust for the server (implies --tls)',
+    '  --cert <file>             PEM client certificate for mutual TLS, with --key (implies --tls)',
+    '  --key <file>              PEM private key of --cert',
+    '  --servername <name>       name the server certificate must carry (default: --host unless',
+    '                            it is an IP address, which is then checked instead; implies --tls)',
+    '  --token <t>               authenticate with this token. Prefer the MSGS_TOKEN environment',
+    '                            variable: a flag is visible to other users in the process list',
     '  --legacy                  the original protocol and client behaviour (see above)',
     '  --config <file>           app.conf for --legacy',
     '  -h, --help                show this text',

@@ -37,6 +37,12 @@ const BENCH_SPECS: readonly FlagSpec[] = [
   { name: 'client-id', type: 'string' },
   { name: 'stall-timeout-ms', type: 'string' },
   { name: 'seed', type: 'string' },
+  { name: 'tls', type: 'boolean' },
+  { name: 'ca', type: 'string' },
+  { name: 'cert', type: 'string' },
+  { name: 'key', type: 'string' },
+  { name: 'servername', type: 'string' },
+  { name: 'token', type: 'string' },
 ];
 
 function payloadArg(raw: string | undefined): number | [number, number] {
@@ -50,7 +56,15 @@ function payloadArg(raw: string | undefined): number | [number, number] {
   return [a, b];
 }
 
-export function parseBenchArgs(argv: readonly string[]): BenchArgs {
+/** --tls and its files (implied by --ca, --cert, --key, --servername); false without. */
+function tlsArg(s: (k: string) => string | undefined, on: boolean): LoadOptions['tls'] {
+  const [ca, cert, key, servername] = [s('ca'), s('cert'), s('key'), s('servername')];
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--cert and --key go together (the client certificate and its private key)');
+  if (!on && ca === undefined && cert === undefined && servername === undefined) return false;
+  return { ca, cert, key, servername };
+}
+
+export function parseBenchArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): BenchArgs {
   const { values } = parseFlags(argv, BENCH_SPECS, { positionals: false });
   const s = (k: string): string | undefined => values[k] as string | undefined;
   const help = values.help === true;
@@ -75,13 +89,21 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     clientIdBase: int('client-id', s('client-id'), 1, 0, 0xffffffff),
     stallTimeoutMs: int('stall-timeout-ms', s('stall-timeout-ms'), 15_000, 1, 3_600_000),
     seed: int('seed', s('seed'), 1, 0, Number.MAX_SAFE_INTEGER),
+    tls: tlsArg(s, values.tls === true),
   };
+  const token = s('token') ?? (env.MSGS_TOKEN === '' ? undefined : env.MSGS_TOKEN);
+  if (token === '') throw new UsageError('--token must not be empty');
+  if (token !== undefined) load.token = token;
+  if (protocol === 'legacy' && (load.tls !== false || token !== undefined)) {
+    throw new UsageError('--tls, --ca, --cert, --key, --servername and --token need --protocol v1 (legacy has neither)');
+  }
   return { help, version, json: values.json === true, quiet: values.quiet === true, load };
 }
 
 export function benchUsage(): string {
   return [
     'usage: msgbench [--host h] [--port p] [--protocol v1|legacy] [-c conns] [-n msgs | -d ms] [options]',
+    '                [--tls [--ca f] [--cert f --key f]] [--token t]',
     '',
     'Load-tests a message server with native client threads; checks that every ACK arrives and matches.',
     '',
@@ -99,6 +121,13 @@ export function benchUsage(): string {
     '  --client-id <n>         client id of the first connection; the next get +1, +2, ... (default 1)',
     '  --stall-timeout-ms <ms> fail a connection that waits this long for an ACK (default 15000)',
     '  --seed <n>              seed for payload sizes and bytes (default 1)',
+    '  --tls                   v1 over TLS, spoken by the load engine itself (system CAs unless --ca)',
+    '  --ca <file>             PEM CA to trust for the server certificate (implies --tls)',
+    '  --cert <file>           PEM client certificate for mutual TLS, with --key (implies --tls)',
+    '  --key <file>            PEM private key of --cert',
+    '  --servername <name>     name the server certificate must carry (default: --host; implies --tls)',
+    '  --token <t>             every connection authenticates with this token (HELLO flag + AUTH).',
+    '                          Prefer the MSGS_TOKEN environment variable: flags show in the process list',
     '  --json                  print the result as JSON on stdout',
     '  -q, --quiet             no progress line on stderr',
     '  -h, --help              show this text',
@@ -123,7 +152,8 @@ function describe(o: LoadOptions): string {
   const what = o.messages !== undefined ? `${fmtInt(o.messages)} msgs/conn` : `${fmtInt(o.durationMs ?? 0)} ms`;
   return (
     `${o.protocol} ${o.host}:${o.port}, ${fmtInt(o.connections ?? 1)} conn x window ${o.window}, payload ${p}, ` +
-    `${what}, ${o.threads} thread(s)${o.rampMs ? `, ramp ${o.rampMs} ms` : ''}`
+    `${what}, ${o.threads} thread(s)${o.rampMs ? `, ramp ${o.rampMs} ms` : ''}` +
+    `${o.tls ? ', TLS' : ''}${o.token !== undefined ? ', token' : ''}`
   );
 }
 
@@ -204,7 +234,9 @@ async function main(argv: string[]): Promise<number> {
   }
   if (tty && !args.quiet) process.stderr.write('\r\x1b[K');
   if (args.json) {
-    process.stdout.write(JSON.stringify({ options: { ...load, onProgress: undefined }, result }, null, 2) + '\n');
+    // The token is a secret: the options say only that there was one.
+    const options = { ...load, onProgress: undefined, token: load.token === undefined ? undefined : '(set)' };
+    process.stdout.write(JSON.stringify({ options, result }, null, 2) + '\n');
   } else {
     process.stdout.write(formatResult(result) + '\n');
   }

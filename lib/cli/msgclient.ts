@@ -137,8 +137,22 @@ function connectFailure(host: string, port: number, err: Error): string {
   if (code === 'ECONNREFUSED') return `${at}: connection refused (ECONNREFUSED); is msgserver running there? Set the address with --host and --port`;
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `${at}: cannot resolve the host name '${host}' (${code}); check --host`;
   if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return `${at}: no route to the host (${code}); check --host`;
-  if (code === 'ERR_MSGS_CONNECT_TIMEOUT') return err.message; // it names host, port and what to check
+  if (code === 'ERR_MSGS_CONNECT_TIMEOUT' || code === 'ERR_MSGS_TLS') return err.message; // it names host, port and what to check
   return `${at}: ${err.message}`;
+}
+
+/** --tls and its files as node:tls options (false without --tls); a file that cannot be read exits 2 naming its flag. */
+function tlsOptions(args: ClientArgs): false | { ca?: Buffer; cert?: Buffer; key?: Buffer; servername?: string } {
+  if (!args.tls) return false;
+  const read = (flag: string, file: string | undefined): Buffer | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      return fs.readFileSync(file);
+    } catch (err) {
+      exitWith(EXIT_USAGE, `--${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  return { ca: read('ca', args.ca), cert: read('cert', args.cert), key: read('key', args.key), servername: args.servername };
 }
 
 function givenFlag(argv: string[], flag: string): boolean {
@@ -231,6 +245,7 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   let client: MessageClient;
+  const tls = tlsOptions(args);
   try {
     client = await MessageClient.connect({
       host: args.host,
@@ -238,6 +253,8 @@ async function main(argv: string[]): Promise<number> {
       clientId: args.clientId,
       window: args.window,
       connectTimeoutMs: args.connectTimeoutMs,
+      tls,
+      token: args.token,
     });
   } catch (err) {
     exitWith(EXIT_UNAVAILABLE, connectFailure(args.host, args.port, err as Error));

@@ -25,19 +25,30 @@
 // at once, back-off starts only after a whole round of endpoints failed. The
 // client id (and so every resent message's `<clientId>-<msgId>`, the key
 // JetStream dedupes on) is the same on every endpoint.
+//
+// With `tls`, every connection (reconnections too) is a TLS connection made by
+// node:tls; HELLO goes out once the handshake is done. With `token`, HELLO
+// announces an AUTH frame (flags bit 0) and the AUTH frame is written in the
+// same write as HELLO; the server sends HELLO_OK once it accepted the token.
+// The token is kept only as the bytes of that frame and never appears in an
+// error message.
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import {
   ackStatusName,
   AckStatus,
   decodeHelloOk,
   decodeServerFrame,
+  encodeAuth,
   encodeHello,
   encodeMsgHeader,
+  HelloFlag,
   ErrCode,
   errCodeName,
   HELLO_SIZE,
   MAX_ERR_REASON,
+  MAX_TOKEN_BYTES,
   maxFrameLength,
   MSG_HEADER_SIZE,
   PROTOCOL_VERSION,
@@ -53,6 +64,7 @@ import {
   ReconnectFailedError,
   SendManyError,
   ServerError,
+  TlsError,
 } from '../errors';
 
 export interface ReconnectOptions {
@@ -108,6 +120,21 @@ export interface ClientOptions {
    * possible, see docs/api.md). Needs `reconnect`. Default false.
    */
   resend?: boolean;
+  /**
+   * Connect with TLS: `true` (the system's trusted CAs, the server name
+   * checked against `host`), or node:tls connection options such as `ca`,
+   * `cert` and `key` (mutual TLS), `servername`, `minVersion`. `servername`
+   * defaults to the host unless it is an IP address. `host`/`port` in it are
+   * ignored (they come from `host`/`port` or `endpoints`). Default: plaintext.
+   */
+  tls?: boolean | tls.ConnectionOptions;
+  /**
+   * A token to authenticate with (1..1024 bytes; a string is sent as UTF-8):
+   * HELLO announces it and the AUTH frame carries it. The server answers a
+   * wrong one with ERR UNAUTHENTICATED and a client id the token may not use
+   * with ERR FORBIDDEN. Over plaintext only to a server that allows it.
+   */
+  token?: string | Uint8Array;
 }
 
 /**
@@ -331,7 +358,10 @@ function toName(name: string | Uint8Array | undefined): Buffer {
  */
 function isFatal(err: Error): boolean {
   if (err instanceof ProtocolError) return true;
-  return err instanceof ServerError && err.errCode >= ErrCode.BAD_MAGIC && err.errCode <= ErrCode.MALFORMED;
+  if (!(err instanceof ServerError)) return false;
+  // Refused credentials: the same HELLO and AUTH would be refused again.
+  if (err.errCode === ErrCode.UNAUTHENTICATED || err.errCode === ErrCode.FORBIDDEN) return true;
+  return err.errCode >= ErrCode.BAD_MAGIC && err.errCode <= ErrCode.MALFORMED;
 }
 
 /** What a send that lost its connection before its ACK rejects with. */
@@ -360,6 +390,12 @@ export class MessageClient extends EventEmitter<ClientEvents> {
   private readonly closeTimeoutMs: number;
   private readonly reconnectCfg: Required<ReconnectOptions> | null;
   private readonly resendOn: boolean;
+  /**
+   * How each connection is made: TLS options, the HELLO + AUTH bytes. A
+   * #private field: util.inspect and console.log of a client never show it
+   * (it holds the token).
+   */
+  readonly #link: Link;
 
   private state: State = 'open';
   private socket: net.Socket | null = null;
@@ -399,18 +435,19 @@ export class MessageClient extends EventEmitter<ClientEvents> {
     const endpoints = resolveEndpoints(opts);
     const clientId = opts.clientId ?? randomClientId();
     const timeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const link = makeLink(opts, clientId);
     const errors: Error[] = [];
     for (let i = 0; i < endpoints.length; i++) {
       const { host, port } = endpoints[i];
       let conn: OpenConnection;
       try {
-        conn = await openConnection(host, port, clientId, timeoutMs).promise;
+        conn = await openConnection(host, port, link, timeoutMs).promise;
       } catch (err) {
         if (endpoints.length === 1) throw err; // the error itself, as without endpoints
         errors.push(err as Error);
         continue;
       }
-      const client = new MessageClient(opts, endpoints, i, clientId);
+      const client = new MessageClient(opts, endpoints, i, clientId, link);
       client.attach(conn);
       if (conn.rest.length > 0) client.onData(conn.socket, conn.rest);
       return client;
@@ -419,8 +456,9 @@ export class MessageClient extends EventEmitter<ClientEvents> {
     throw new EndpointsFailedError(errors, `could not connect to any of ${endpoints.length} endpoints: ${detail}`);
   }
 
-  private constructor(opts: ClientOptions, endpoints: readonly ResolvedEndpoint[], current: number, clientId: number) {
+  private constructor(opts: ClientOptions, endpoints: readonly ResolvedEndpoint[], current: number, clientId: number, link: Link) {
     super();
+    this.#link = link;
     this.endpoints = endpoints;
     this.current = current;
     this.target = current;
@@ -881,7 +919,7 @@ export class MessageClient extends EventEmitter<ClientEvents> {
     this.reconnectTimer = null;
     if (this.state !== 'reconnecting') return;
     const { host, port } = this.endpoints[this.target];
-    const { promise, cancel } = openConnection(host, port, this.clientId, this.connectTimeoutMs);
+    const { promise, cancel } = openConnection(host, port, this.#link, this.connectTimeoutMs);
     this.cancelHandshake = cancel;
     promise.then(
       (conn) => {
@@ -894,7 +932,10 @@ export class MessageClient extends EventEmitter<ClientEvents> {
       },
       (err: Error) => {
         this.cancelHandshake = null;
-        if (this.state === 'reconnecting') this.scheduleReconnect(err);
+        if (this.state !== 'reconnecting') return;
+        // Refused credentials: every further attempt would be refused the same way.
+        if (isFatal(err)) this.giveUp(err);
+        else this.scheduleReconnect(err);
       },
     );
   }
@@ -1022,9 +1063,66 @@ function validateOptions(opts: ClientOptions): void {
     }
   }
   if (opts.resend !== undefined && typeof opts.resend !== 'boolean') throw new TypeError('resend must be a boolean');
+  validateSecurity(opts);
   if (opts.resend === true && (rc === undefined || rc === false)) {
     throw new RangeError('resend needs reconnect: set reconnect: true (or reconnect options) too');
   }
+}
+
+function validateSecurity(opts: ClientOptions): void {
+  const t = opts.tls;
+  if (t !== undefined && typeof t !== 'boolean' && (t === null || typeof t !== 'object')) {
+    throw new TypeError('tls must be a boolean or a node:tls ConnectionOptions object ({ ca?, cert?, key?, servername?, ... })');
+  }
+  const tok = opts.token;
+  if (tok === undefined) return;
+  if (typeof tok !== 'string' && !(tok instanceof Uint8Array)) throw new TypeError('token must be a string or a Uint8Array');
+  // The size only, never the token itself.
+  const bytes = typeof tok === 'string' ? Buffer.byteLength(tok, 'utf8') : tok.length;
+  if (bytes < 1 || bytes > MAX_TOKEN_BYTES) throw new RangeError(`token must be 1..${MAX_TOKEN_BYTES} bytes, got ${bytes}`);
+}
+
+/** How every connection of a client is made, computed once in connect(). */
+interface Link {
+  /** node:tls options, or null for plaintext. */
+  tls: tls.ConnectionOptions | null;
+  /** HELLO, followed by the AUTH frame when there is a token: written in one go. */
+  hello: Buffer;
+}
+
+function makeLink(opts: ClientOptions, clientId: number): Link {
+  const t = opts.tls;
+  const tlsOpts = t === undefined || t === false ? null : t === true ? {} : { ...t };
+  if (opts.token === undefined) return { tls: tlsOpts, hello: encodeHello(clientId) };
+  return { tls: tlsOpts, hello: Buffer.concat([encodeHello(clientId, { flags: HelloFlag.AUTH }), encodeAuth(opts.token)]) };
+}
+
+/** Errors of the TLS layer (certificate checks, alerts, a handshake cut short), by code. */
+const CERT_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID',
+  'CERT_SIGNATURE_FAILURE', 'CERT_REVOKED', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'INVALID_CA', 'INVALID_PURPOSE',
+  'HOSTNAME_MISMATCH', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * The error a TLS connection attempt rejects with. Before the handshake is
+ * done, everything but a failed TCP connect is the TLS layer's; after it,
+ * only OpenSSL's own errors (an alert: e.g. the server refused our certificate).
+ */
+function tlsFailure(host: string, port: number, err: Error, secure: boolean): Error {
+  const code = (err as NodeJS.ErrnoException).code ?? 'UNKNOWN';
+  if (CERT_CODES.has(code)) {
+    const hint = code === 'ERR_TLS_CERT_ALTNAME_INVALID' || code === 'HOSTNAME_MISMATCH'
+      ? 'the name does not match (set tls.servername to a name in it)'
+      : 'is it signed by a CA you trust? Give that CA as tls.ca';
+    return new TlsError(host, port, code, `the server's certificate was refused (${code}: ${err.message}); ${hint}`, err);
+  }
+  if (code.startsWith('ERR_SSL_')) {
+    return new TlsError(host, port, code, `${err.message} (${code})${secure ? '; the server may have refused our certificate' : ''}`, err);
+  }
+  if (secure) return err;
+  return new TlsError(host, port, code, `the handshake did not complete (${code}: ${err.message}); does that port speak TLS?`, err);
 }
 
 function randomClientId(): number {
@@ -1065,16 +1163,25 @@ interface OpenConnection {
   rest: Buffer;
 }
 
-/** TCP connect + HELLO + HELLO_OK, bounded by timeoutMs; cancel() aborts it (the promise rejects). */
+/** Starts a TCP or TLS connection; `ready` is the event after which HELLO may be written. */
+function dial(host: string, port: number, link: Link): { socket: net.Socket; ready: 'connect' | 'secureConnect' } {
+  if (link.tls === null) return { socket: net.connect({ host, port }), ready: 'connect' };
+  const opts: tls.ConnectionOptions = { ...link.tls, host, port };
+  // SNI takes a name, never an address; the certificate is still checked against the IP.
+  if (opts.servername === undefined && net.isIP(host) === 0) opts.servername = host;
+  return { socket: tls.connect(opts), ready: 'secureConnect' };
+}
+
+/** TCP (+ TLS) connect + HELLO (+ AUTH) + HELLO_OK, bounded by timeoutMs; cancel() aborts it (the promise rejects). */
 function openConnection(
   host: string,
   port: number,
-  clientId: number,
+  link: Link,
   timeoutMs: number,
 ): { promise: Promise<OpenConnection>; cancel: () => void } {
   let cancel: () => void = () => {};
   const promise = new Promise<OpenConnection>((resolve, reject) => {
-    const socket = net.connect({ host, port });
+    const { socket, ready } = dial(host, port, link);
     socket.setNoDelay(true); // ACK latency matters more than packet count; we batch ourselves
     let received = EMPTY;
     let done = false;
@@ -1102,14 +1209,28 @@ function openConnection(
       if (reply.kind === 'need-more') return;
       finish(null, { socket, maxMessageBytes: reply.maxMessageBytes, rest: received.subarray(reply.used) });
     };
-    const onError = (err: Error): void => finish(err);
-    const onClose = (): void => finish(new ConnectionClosedError('connection closed during the handshake (no HELLO_OK)'));
     let connected = false;
+    let secure = false;
+    const onError = (err: Error): void => finish(link.tls !== null && connected ? tlsFailure(host, port, err, secure) : err);
+    const onClose = (): void => {
+      if (link.tls !== null && connected && !secure) {
+        finish(new TlsError(host, port, 'ECONNRESET', 'the connection closed during the handshake; does that port speak TLS?'));
+      } else if (secure && received.length === 0) {
+        // TLS 1.3 ends the client's handshake before the server has judged its certificate.
+        finish(new ConnectionClosedError('connection closed after the TLS handshake, before HELLO_OK: the server may have refused our certificate (or has none it trusts)'));
+      } else {
+        finish(new ConnectionClosedError('connection closed during the handshake (no HELLO_OK)'));
+      }
+    };
     const timer = setTimeout(() => finish(new ConnectTimeoutError(host, port, timeoutMs, connected)), timeoutMs);
     socket.on('data', onData).on('error', onError).on('close', onClose);
     socket.once('connect', () => {
       connected = true;
-      socket.write(encodeHello(clientId));
+    });
+    socket.once(ready, () => {
+      connected = true;
+      secure = link.tls !== null;
+      socket.write(link.hello);
     });
     cancel = () => finish(new ConnectionClosedError('connection attempt cancelled by close()'));
   });

@@ -9,8 +9,16 @@ export const MSG_HEADER_SIZE = 10; // type, name_len, msg_id: counted in the len
 export const ACK_FRAME_SIZE = 20;
 export const MAX_ERR_REASON = 255;
 export const LENGTH_SIZE = 4;
+/** AUTH token bytes: at least 1, at most this many. */
+export const MAX_TOKEN_BYTES = 1024;
 
-export const FrameType = { MSG: 0x01, ACK: 0x81, ERR: 0x82 } as const;
+export const FrameType = { MSG: 0x01, AUTH: 0x02, ACK: 0x81, ERR: 0x82 } as const;
+
+/** HELLO flag bits. AUTH: an AUTH frame follows the HELLO. The other bits stay 0. */
+export const HelloFlag = { AUTH: 0x01 } as const;
+
+/** AUTH mechanisms (the byte after the AUTH frame's type). */
+export const AuthMechanism = { TOKEN: 1 } as const;
 
 export const ErrCode = {
   BAD_MAGIC: 1,
@@ -25,6 +33,8 @@ export const ErrCode = {
   HANDSHAKE_TIMEOUT: 10,
   SLOW_FRAME: 11,
   INTERNAL: 12,
+  UNAUTHENTICATED: 13,
+  FORBIDDEN: 14,
 } as const;
 
 export const AckStatus = { OK: 0, TOO_LARGE: 1, WRITE_FAILED: 2, SHUTTING_DOWN: 3, REPLICATION_FAILED: 4 } as const;
@@ -98,9 +108,10 @@ export function encodeHelloOk(status: number, maxMessageBytes: number): Buffer {
 
 /**
  * Server-side HELLO check, same rules as native parse_hello: each field is
- * judged as soon as its bytes are there. null = need more bytes.
+ * judged as soon as its bytes are there. null = need more bytes. `auth`: the
+ * HELLO announces an AUTH frame (flags bit 0); any other flag bit is BAD_HELLO.
  */
-export function decodeHello(buf: Uint8Array, offset = 0): { clientId: number } | null {
+export function decodeHello(buf: Uint8Array, offset = 0): { clientId: number; auth: boolean } | null {
   const b = asBuffer(buf);
   const n = b.length - offset;
   for (let i = 0; i < 4 && i < n; i++) {
@@ -109,11 +120,12 @@ export function decodeHello(buf: Uint8Array, offset = 0): { clientId: number } |
   if (n > 4 && b[offset + 4] !== PROTOCOL_VERSION) {
     throw new ProtocolError(ErrCode.BAD_VERSION, `version ${b[offset + 4]}`);
   }
-  for (let i = 5; i < 8 && i < n; i++) {
-    if (b[offset + i] !== 0) throw new ProtocolError(ErrCode.BAD_HELLO, 'flags or reserved not zero');
+  if (n > 5 && (b[offset + 5] & ~HelloFlag.AUTH) !== 0) throw new ProtocolError(ErrCode.BAD_HELLO, 'unknown flags');
+  for (let i = 6; i < 8 && i < n; i++) {
+    if (b[offset + i] !== 0) throw new ProtocolError(ErrCode.BAD_HELLO, 'reserved not zero');
   }
   if (n < HELLO_SIZE) return null;
-  return { clientId: b.readUInt32BE(offset + 8) };
+  return { clientId: b.readUInt32BE(offset + 8), auth: (b[offset + 5] & HelloFlag.AUTH) !== 0 };
 }
 
 /** Needs all 12 bytes (the client waits for them); throws on a wrong magic. */
@@ -152,12 +164,57 @@ export function encodeMsg(msgId: bigint, name: Uint8Array, payload: Uint8Array):
   return b;
 }
 
+/**
+ * AUTH frame: u32 length | u8 type 0x02 | u8 mechanism | token (1..1024
+ * bytes). It follows a HELLO whose flags have HelloFlag.AUTH set.
+ */
+export function encodeAuth(token: Uint8Array | string, mechanism: number = AuthMechanism.TOKEN): Buffer {
+  const t = typeof token === 'string' ? Buffer.from(token, 'utf8') : token;
+  // The size only, never the token: this message can end up in a log.
+  if (t.length < 1 || t.length > MAX_TOKEN_BYTES) {
+    throw new RangeError(`token must be 1..${MAX_TOKEN_BYTES} bytes, got ${t.length}`);
+  }
+  if (!Number.isInteger(mechanism) || mechanism < 0 || mechanism > 255) throw new RangeError(`mechanism must be a u8, got ${mechanism}`);
+  const b = Buffer.allocUnsafe(LENGTH_SIZE + 2 + t.length);
+  b.writeUInt32BE(2 + t.length, 0);
+  b.writeUInt8(FrameType.AUTH, 4);
+  b.writeUInt8(mechanism, 5);
+  b.set(t, LENGTH_SIZE + 2);
+  return b;
+}
+
 export type ClientFrame = { type: 'msg'; msgId: bigint; name: Buffer; payload: Buffer; size: number };
+export type AuthFrame = { type: 'auth'; mechanism: number; token: Buffer; size: number };
+
+/**
+ * Parses the AUTH frame that follows a HELLO announcing it (flags bit 0).
+ * The length decides as soon as it is there: a token of 0 or over
+ * MAX_TOKEN_BYTES bytes is MALFORMED; another frame type where AUTH was
+ * announced is UNAUTHENTICATED (the credentials are missing). The mechanism
+ * is returned as sent: judging it is the server's business. null = need more.
+ */
+export function decodeAuth(buf: Uint8Array, offset = 0): AuthFrame | null {
+  const b = asBuffer(buf);
+  const n = b.length - offset;
+  if (n < LENGTH_SIZE) return null;
+  const length = b.readUInt32BE(offset);
+  if (length < 3 || length > 2 + MAX_TOKEN_BYTES) throw new ProtocolError(ErrCode.MALFORMED, `AUTH length ${length}`);
+  if (n < LENGTH_SIZE + 1) return null;
+  if (b[offset + 4] !== FrameType.AUTH) throw new ProtocolError(ErrCode.UNAUTHENTICATED, 'announced AUTH frame missing');
+  if (n < LENGTH_SIZE + length) return null;
+  return {
+    type: 'auth',
+    mechanism: b[offset + 5],
+    token: b.subarray(offset + 6, offset + LENGTH_SIZE + length),
+    size: LENGTH_SIZE + length,
+  };
+}
 
 /**
  * Parses one client frame at offset, with native parse_frame's rules: each
  * error is raised as soon as the bytes decide it (an oversized length before
- * its body arrives). null = need more bytes. A payload over maxMessageBytes
+ * its body arrives). null = need more bytes. An AUTH frame here (not right
+ * after a HELLO that announced it, see decodeAuth) is UNAUTHENTICATED. A payload over maxMessageBytes
  * in a frame within the bound is NOT an error here: the server answers it
  * with a TOO_LARGE ACK and keeps the connection.
  */
@@ -172,6 +229,7 @@ export function decodeClientFrame(buf: Uint8Array, offset: number, maxMessageByt
   if (length === 0) throw new ProtocolError(ErrCode.MALFORMED, 'frame length 0');
   if (n < LENGTH_SIZE + 1) return null;
   const type = b[offset + 4];
+  if (type === FrameType.AUTH) throw new ProtocolError(ErrCode.UNAUTHENTICATED, 'AUTH frame not announced by HELLO');
   if (type !== FrameType.MSG) throw new ProtocolError(ErrCode.UNKNOWN_TYPE, `frame type 0x${type.toString(16)}`);
   if (length < MSG_HEADER_SIZE) throw new ProtocolError(ErrCode.MALFORMED, `MSG length ${length}`);
   if (n < LENGTH_SIZE + 2) return null;
