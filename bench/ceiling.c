@@ -1,10 +1,16 @@
-// The ceiling for the benchmarks: a minimal C epoll server that speaks the
-// v1 or the legacy protocol, parses every frame and ACKs it, and writes
-// nothing. It is what "parse and ACK" costs with nothing else in the way; no
-// product should beat it.
+// The ceilings for the benchmarks: a minimal C epoll server that speaks the
+// v1 or the legacy protocol, parses every frame and ACKs it.
 //
 //   cc -O2 -o build/bench-ceiling bench/ceiling.c -lpthread
-//   bench-ceiling --port 0 --protocol v1|legacy [--threads N] [--host 127.0.0.1]
+//   bench-ceiling --port 0 --protocol v1|legacy [--threads N] [--host 127.0.0.1] [--file PATH]
+//
+// Without --file (the no-file ceiling) it writes nothing: what "parse and ACK"
+// costs with nothing else in the way; no product should beat it.
+// With --file (the written ceiling) it runs ONE thread, and appends every
+// chunk it reads to PATH with one write() before it sends that chunk's ACKs:
+// the least work a server whose ACK means "in the file" can do (one copy in
+// from the socket, one copy into the page cache), with no batching across
+// connections and no second thread to overlap reading with writing.
 //
 // One thread per core (default), each with its own SO_REUSEPORT listening
 // socket and epoll instance (level-triggered). Per read: every complete frame
@@ -24,6 +30,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,6 +43,7 @@ static uint32_t g_max_msg = 1024 * 1024;
 static const char* g_host = "127.0.0.1";
 static int g_port = 0;
 static int g_threads = 0;
+static int g_file = -1;  // --file: the written ceiling's file
 // Legacy replies: one read's worth of "ack"s, ready to send.
 static uint8_t g_acks[(READ_CHUNK / LEGACY_FRAME + 4) * 3];
 
@@ -153,6 +161,20 @@ static ssize_t parse(worker* w, conn* c, uint8_t* buf, size_t n) {
   return (ssize_t)i;
 }
 
+// The written ceiling: the chunk just read goes into the file before its ACKs.
+static int write_all(const uint8_t* p, size_t n) {
+  while (n > 0) {
+    ssize_t s = write(g_file, p, n);
+    if (s < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    p += s;
+    n -= (size_t)s;
+  }
+  return 0;
+}
+
 static void on_readable(worker* w, conn* c) {
   for (int round = 0; round < 4; round++) {
     if (c->out_len > MAX_OUT_PENDING) return;  // client not reading: stop reading it
@@ -164,6 +186,10 @@ static void on_readable(worker* w, conn* c) {
     if (r <= 0) {
       conn_close(w, c);
       return;
+    }
+    if (g_file >= 0 && write_all(buf + have, (size_t)r) < 0) {
+      fprintf(stderr, "ceiling: write: %s\n", strerror(errno));
+      exit(1);
     }
     size_t n = have + (size_t)r;
     ssize_t used = parse(w, c, buf, n);
@@ -236,12 +262,17 @@ int main(int argc, char** argv) {
     const char* a = argv[i];
     const char* v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--help")) {
-      printf("usage: bench-ceiling [--host 127.0.0.1] [--port 0] [--protocol v1|legacy] [--threads N]\n");
+      printf("usage: bench-ceiling [--host 127.0.0.1] [--port 0] [--protocol v1|legacy] [--threads N] [--file PATH]\n");
       return 0;
     } else if (v && !strcmp(a, "--host")) { g_host = v; i++; }
     else if (v && !strcmp(a, "--port")) { g_port = atoi(v); i++; }
     else if (v && !strcmp(a, "--threads")) { g_threads = atoi(v); i++; }
     else if (v && !strcmp(a, "--protocol")) { g_legacy = !strcmp(v, "legacy"); i++; }
+    else if (v && !strcmp(a, "--file")) {
+      g_file = open(v, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (g_file < 0) { fprintf(stderr, "ceiling: open %s: %s\n", v, strerror(errno)); return 1; }
+      i++;
+    }
     else if (v && !strcmp(a, "--max-message-bytes")) { g_max_msg = (uint32_t)atoi(v); i++; }
     else if (v && !strcmp(a, "--max-connections")) { i++; /* no limit is enforced */ }
     else { fprintf(stderr, "ceiling: unknown argument %s\n", a); return 2; }
@@ -252,6 +283,7 @@ int main(int argc, char** argv) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
+  if (g_file >= 0) g_threads = 1;  // the written ceiling is one thread by definition
   if (g_threads <= 0) g_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
   worker* ws = calloc((size_t)g_threads, sizeof *ws);
   int port = g_port;
@@ -271,7 +303,8 @@ int main(int argc, char** argv) {
     epoll_ctl(w->ep, EPOLL_CTL_ADD, w->lfd, &ev);
   }
   for (size_t k = 0; k + 3 <= sizeof g_acks; k += 3) memcpy(g_acks + k, "ack", 3);
-  printf("ceiling listening on %s:%d (%s, %d threads)\n", g_host, port, g_legacy ? "legacy" : "v1", g_threads);
+  printf("ceiling listening on %s:%d (%s, %d threads%s)\n", g_host, port, g_legacy ? "legacy" : "v1", g_threads,
+         g_file >= 0 ? ", written" : "");
   fflush(stdout);
   for (int t = 0; t < g_threads; t++) pthread_create(&ws[t].th, NULL, run, &ws[t]);
   for (int t = 0; t < g_threads; t++) pthread_join(ws[t].th, NULL);

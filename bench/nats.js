@@ -29,8 +29,14 @@ function isExecutable(p) {
   }
 }
 
-/** nats-server on PATH, else in the sbin dirs (Debian installs it as /usr/sbin/nats-server); null if absent. */
+/**
+ * nats-server on PATH, else in the sbin dirs (Debian installs it as
+ * /usr/sbin/nats-server); null if absent. MSGBENCH_NATS_SERVER=<path> names
+ * it instead (a path that is not an executable: as if not installed).
+ */
 function findNatsServer() {
+  const forced = process.env.MSGBENCH_NATS_SERVER;
+  if (forced !== undefined) return isExecutable(forced) ? forced : null;
   const dirs = [...(process.env.PATH || '').split(path.delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin', '/sbin'];
   for (const d of dirs) {
     const p = path.join(d, 'nats-server');

@@ -1,14 +1,20 @@
 #!/usr/bin/env node
-// The benchmark matrix (npm run bench): every row is measured against three
-// servers side by side in the same command, and reported as ratios:
-//   msgserver       bench/msgserver-host.js: a MessageServer from dist/, file in a temp dir on disk
-//   C ceiling       bench/ceiling.c: parses and ACKs, writes nothing
-//   Node baseline   bench/node-baseline.js: idiomatic `net` + fs.WriteStream
+// The benchmark matrix (npm run bench): every row is measured against its
+// references side by side in the same command, and reported as ratios:
+//   msgserver        bench/msgserver-host.js: a MessageServer from dist/, file in a temp dir on disk
+//   written ceiling  bench/ceiling.c --file: one thread, one write() of each chunk read before its ACKs
+//   no-file ceiling  bench/ceiling.c: one thread per core, parses and ACKs, writes nothing
+//   Node baseline    bench/node-baseline.js: idiomatic `net` + fs.WriteStream
+//   direct publisher bench/js-publisher.c (JetStream rows): the official NATS C client,
+//                    js_PublishAsync with a Nats-Msg-Id per message, into a stream of its own
 // The load comes from msgbench (dist/cli/msgbench.js, the native load
-// generator) in its own process. Each row starts the three servers, then runs
+// generator) in its own process. Each row starts its servers, then runs
 // msgbench against them in turn, `runs` times (interleaved, so drift in the
-// machine's load hits all three alike), and reports medians. Writes
-// bench/BENCHMARKS.md.
+// machine's load hits all alike), and reports medians, the server's CPU
+// seconds per million messages (/proc/<pid>/stat around each run) and what
+// bounds the row. Scaling rows (1 .. 10,000 pipelining connections) and the
+// idle server's CPU are measured too. Writes bench/BENCHMARKS.md and its
+// plots (bench/*.svg, written here by bench/svg.js).
 //
 // The JetStream rows (ids jetstream-*) run several msgserver
 // configurations side by side instead of one: (a) written to the file only,
@@ -18,26 +24,44 @@
 // rows are skipped with the reason printed (MSGS_REQUIRE_NATS=1: a failure).
 //
 //   node bench/run.js [--quick] [--runs n] [--duration-ms ms] [--only regex] [--out file]
+//        [--load-threads 1|2|auto] [--burst-connections n] [--idle-ms ms]
+//        [--label name] [--addon-before path] [--compare label=path ...]
 //
-// --only matches a row's id or title (e.g. --only jetstream). --quick (CI):
-// 1 run of 400 ms per row; only checks that everything runs and the ratios
-// print. Prerequisites: npm run build (dist/ and the addon with the load
-// generator) and a C compiler for bench/ceiling.c.
+// --only matches a row's id or title (e.g. --only jetstream; --only idle
+// for the idle measurement alone, which runs when --only is absent or matches
+// "idle"). --quick (CI, about a minute): 1 run of 400 ms per row, a reduced
+// matrix; only checks that everything runs and the ratios print.
+// Prerequisites: npm run build (dist/ and the addon with the load
+// generator) and a C compiler for bench/ceiling.c (and libnats-dev for
+// bench/js-publisher.c; without it the direct publisher is skipped).
+// MSGSERVER_ADDON=<path to msgserver.node> runs msgserver with that addon
+// (e.g. a before/after pair); --label names it in the output.
+// --addon-before <path to msgserver.node>: every plain row also runs a second
+// msgserver with that addon ("msgserver (before)"), interleaved with the
+// others, and prints after/before: an optimisation's before/after pair in one run.
+// --compare <label>=<path> (repeatable) does the same for more addons, each
+// named "msgserver (<label>)"; --addon-before <path> is --compare before=<path>.
 'use strict';
 const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const readline = require('node:readline');
 const { parseArgs } = require('node:util');
 const nats = require('./nats');
+const { ServerProc, WRAP } = require('./server-proc');
+const { lineChart } = require('./svg');
 
 const ROOT = path.resolve(__dirname, '..');
 const MSGBENCH = path.join(ROOT, 'dist', 'cli', 'msgbench.js');
 const CEILING_SRC = path.join(__dirname, 'ceiling.c');
 const CEILING_BIN = path.join(ROOT, 'build-bench', 'ceiling');
-// Servers and msgbench run with a raised descriptor limit (10,000-connection burst).
-const WRAP = ['sh', '-c', 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$@"', 'sh'];
+const PUBLISHER_SRC = path.join(__dirname, 'js-publisher.c');
+const PUBLISHER_BIN = path.join(ROOT, 'build-bench', 'js-publisher');
+// msgbench names its messages "bench": a record in msgserver's file (and the
+// message it publishes to JetStream) is the payload + 8 (length, CRC) + 29
+// (seq, time, client id, msg id, name length) + 5 (the name). The direct
+// publisher sends messages of that size.
+const RECORD_OVERHEAD = 8 + 29 + 5;
 
 const { values: opt } = parseArgs({
   options: {
@@ -48,20 +72,35 @@ const { values: opt } = parseArgs({
     out: { type: 'string' },
     'load-threads': { type: 'string' },
     'burst-connections': { type: 'string' },
+    'idle-ms': { type: 'string' },
+    label: { type: 'string' },
+    'addon-before': { type: 'string' },
+    compare: { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (opt.help) {
-  console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(1, 25).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  const lines = fs.readFileSync(__filename, 'utf8').split('\n').slice(1);
+  console.log(lines.slice(0, lines.findIndex((l) => !l.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
   process.exit(0);
 }
 const QUICK = opt.quick;
 const RUNS = Number(opt.runs ?? (QUICK ? 1 : 3));
 const DURATION = Number(opt['duration-ms'] ?? (QUICK ? 400 : 3000));
-const BURST_CONNS = Number(opt['burst-connections'] ?? 10000);
+// --quick keeps to about a minute: bursts of 1,000 connections, two scaling
+// rows, the 100 B payload only where it is pipelined, and the legacy rows
+// against the written ceiling only.
+const BURST_CONNS = Number(opt['burst-connections'] ?? (QUICK ? 1000 : 10000));
 // 'auto': before a throughput row's runs, try 1 and 2 load threads against each server and keep its better one.
 const LOAD_THREADS = opt['load-threads'] ?? (QUICK ? '1' : 'auto');
 const OUT = path.resolve(opt.out ?? path.join(__dirname, 'BENCHMARKS.md'));
+// Idle CPU: the server's CPU seconds over this long with nothing to do.
+const IDLE_MS = Number(opt['idle-ms'] ?? (QUICK ? 3000 : 10000));
+// Scaling rows: pipelining connections. The window shrinks as connections
+// grow (8,192 messages in flight at most, at least 2 per connection) so the
+// rows compare the cost of connections, not of ever deeper queues.
+const SCALE_CONNS = QUICK ? [1, 2048] : [1, 16, 256, 2048, 10000];
+const scaleWindow = (c) => Math.max(2, Math.min(64, Math.floor(8192 / c)));
 
 // ---- the matrix ---------------------------------------------------------------
 
@@ -71,6 +110,11 @@ const KIND = {
   latency: { conns: 1, window: 1, label: 'latency 1 conn sync', metric: 'p50' },
   burst: { conns: BURST_CONNS, window: 1, messages: 6, label: `burst ${BURST_CONNS.toLocaleString('en-US')} conn x 6 sync`, metric: 'time' },
 };
+for (const c of SCALE_CONNS) {
+  KIND[`scale${c}`] = { conns: c, window: scaleWindow(c), label: `scaling ${c.toLocaleString('en-US')} conn x window ${scaleWindow(c)}`, metric: 'msgs/s', scale: true };
+}
+const kindOf = (row) => KIND[row.kind];
+const isScale = (row) => !!KIND[row.kind].scale;
 // Legacy frames are always 1160 bytes; "payload" is the text in them (at most 1023).
 const PAYLOADS = { v1: [100, 1024], legacy: [100, 1023] };
 
@@ -87,6 +131,14 @@ function buildRows() {
     rows.push({ protocol, kind: 'pipelined', payload: big, ackMode: 'durable' });
     rows.push({ protocol, kind: 'burst', payload: 100, ackMode: 'written' });
   }
+  for (const c of SCALE_CONNS) rows.push({ protocol: 'v1', kind: `scale${c}`, payload: 1024, ackMode: 'written' });
+  if (QUICK) {
+    for (let i = rows.length - 1; i >= 0; i--) {
+      const r = rows[i];
+      if ((r.kind === 'sync' || r.kind === 'latency') && r.payload === 100) rows.splice(i, 1);
+      else if (r.protocol === 'legacy') r.baselines = ['wceil'];
+    }
+  }
   for (const r of rows) {
     r.id = `${r.protocol}-${r.kind}-${r.payload}-${r.ackMode}${r.hook ? '-hook' : ''}`;
     r.title = `${r.protocol} ${KIND[r.kind].label}, payload ${fmtBytes(r.payload)}${r.protocol === 'legacy' ? ' (1160-byte frames)' : ''}, ack ${r.ackMode}${r.hook ? ', msgserver with a no-op message hook (policy drop)' : ''}`;
@@ -94,9 +146,9 @@ function buildRows() {
   // JetStream: one row per shape, msgserver configurations (JS_VARIANTS) side by side.
   // --quick keeps them under ~10 s: no 100 B row, no ceiling or Node baseline beside them.
   const js = [
-    { kind: 'pipelined', payload: 1024, variants: ['a', 'b', 'c', 'd', 'e'], baselines: ['ceil', 'node'] },
-    { kind: 'pipelined', payload: 100, variants: ['a', 'b', 'c', 'd', 'e'], baselines: ['ceil', 'node'], full: true },
-    { kind: 'latency', payload: 1024, variants: ['a', 'c', 'd'], baselines: ['ceil'] },
+    { kind: 'pipelined', payload: 1024, variants: ['a', 'b', 'c', 'd', 'e'], baselines: ['wceil', 'ceil', 'node'], publishers: ['r1', 'r3'] },
+    { kind: 'pipelined', payload: 100, variants: ['a', 'b', 'c', 'd', 'e'], baselines: ['wceil', 'ceil', 'node'], publishers: ['r1', 'r3'], full: true },
+    { kind: 'latency', payload: 1024, variants: ['a', 'c', 'd'], baselines: ['wceil'], publishers: ['r1', 'r3'] },
   ]
     .filter((r) => !(QUICK && r.full))
     .map((r) => (QUICK ? { ...r, baselines: [] } : r));
@@ -125,36 +177,63 @@ const JS_VARIANTS = {
   e: { short: 'replicated R1 no file', label: '(e) replicated, R1, file.enabled false', ackMode: 'replicated', nats: 'r1', noFile: true },
 };
 
-// Targets; each returns [text, met] or null when it does not apply.
+// Targets (the performance goals); each is [text, met].
 function targetsFor(row, fig, byId) {
   const t = [];
-  const { ms, ceil, node } = fig;
+  if (row.group === 'jetstream') {
+    for (const [k, pub] of [['c', 'pub1'], ['d', 'pub3']]) {
+      const f = fig[k];
+      const p = fig[pub];
+      if (!f || !p || row.kind !== 'pipelined') continue;
+      t.push([`${JS_VARIANTS[k].short} >= 0.9x the direct publisher (${fmtInt(p.msgsPerSec)} msgs/s)`, f.msgsPerSec >= 0.9 * p.msgsPerSec]);
+    }
+    return t;
+  }
+  const { ms, wceil } = fig;
   if (!ms) return t;
-  const thr = (f) => f && f.msgsPerSec;
-  const vsCeil = (min) => [`>= ${pct(min)} of ceiling`, thr(ms) >= min * thr(ceil)];
-  const vsNode = (min) => [`>= ${min}x Node`, thr(ms) >= min * thr(node)];
   if (row.hook) {
     const w = byId.get(`${row.protocol}-pipelined-${row.payload}-written`);
     if (w && w.fig.ms) t.push([`a no-op hook costs < 10% (written row: ${fmtInt(w.fig.ms.msgsPerSec)} msgs/s)`, ms.msgsPerSec >= 0.9 * w.fig.ms.msgsPerSec]);
     return t;
   }
-  if (row.ackMode === 'written') {
-    if (row.protocol === 'legacy' && row.kind === 'pipelined') t.push(vsCeil(0.6), vsNode(8));
-    if (row.protocol === 'legacy' && row.kind === 'sync') t.push(vsCeil(0.8), vsNode(2));
-    if (row.protocol === 'v1' && row.kind === 'pipelined' && row.payload === 1024) t.push(vsCeil(0.6), vsNode(8));
-    if (row.protocol === 'v1' && row.kind === 'pipelined' && row.payload === 100) t.push(vsCeil(0.45));
-    if (row.protocol === 'v1' && row.kind === 'sync' && row.payload === 100) t.push(vsCeil(0.8));
-    if (row.kind === 'latency') t.push(['p50 <= 1.5x ceiling', ms.p50 <= 1.5 * ceil.p50]);
-    if (row.kind === 'burst') {
-      t.push(['time <= 1.5x ceiling', ms.elapsedMs <= 1.5 * ceil.elapsedMs]);
-      t.push(['every message ACKed and written', ms.clean && ms.written === ms.expected]);
+  if (row.ackMode === 'written' && wceil) {
+    if (row.kind === 'pipelined' || isScale(row)) t.push(['>= 0.9x written ceiling', ms.msgsPerSec >= 0.9 * wceil.msgsPerSec]);
+    if (row.kind === 'sync') t.push(['>= 1.0x written ceiling', ms.msgsPerSec >= wceil.msgsPerSec]);
+    if (row.kind === 'latency') {
+      t.push(['p50 <= 1.1x written ceiling', ms.p50 <= 1.1 * wceil.p50]);
+      t.push(['p99 <= 2x written ceiling', ms.p99 <= 2 * wceil.p99]);
     }
+    if (row.kind === 'burst') t.push(['time <= 1.1x written ceiling', ms.elapsedMs <= 1.1 * wceil.elapsedMs]);
   }
+  if (row.kind === 'burst') t.push(['every message ACKed and written', ms.clean && ms.written === ms.expected]);
   if (row.ackMode === 'durable') {
     const w = byId.get(`${row.protocol}-pipelined-${row.payload}-written`);
     if (w && w.fig.ms) t.push([`>= 50% of written (${fmtInt(w.fig.ms.msgsPerSec)} msgs/s)`, ms.msgsPerSec >= 0.5 * w.fig.ms.msgsPerSec]);
   }
   return t;
+}
+
+// What bounds a row, in one line, from what was measured beside it.
+function boundFor(row, fig) {
+  const { wceil, ceil } = fig;
+  const firstTouch =
+    'page-cache first touch: every written byte is copied into page-cache pages, and pages the guest has not touched recently are slow to get (about 0.5 GB/s here, against 5+ GB/s into pages just freed)';
+  if (row.group === 'jetstream') {
+    if (row.kind === 'latency') return 'NATS: each ACK waits for a round trip to nats-server (R3: plus the replication to a second node) and its store; the file write is a small part';
+    return 'NATS: for (c)-(e) nats-server\'s publish acknowledgements (parsing, storing, and for R3 replicating every message on the same 2 cores); (a) and (b): ' + firstTouch;
+  }
+  if (row.ackMode === 'durable') return 'fsync: every ACK waits for an fdatasync of its batch (group commit: one fsync covers many messages)';
+  if (row.kind === 'latency') return 'network copy: one loopback round trip per message with a wake-up on each side; for msgserver also the service -> writer -> service thread hops';
+  if (row.kind === 'sync') return 'network copy: 100 round trips in flight, a wake-up per message on each side; the file write is a small part of each';
+  if (row.kind === 'burst') {
+    return 'connection setup: the handshake, accept (and for msgserver the hand-off to a service thread) of each connection, the messages are small; ' +
+      'a burst larger than the listen queue (net.core.somaxconn) that is not drained fast enough costs SYN retransmits, a second or more each';
+  }
+  if (row.ackMode === 'received') return 'network copy: the loopback copy in and the ACK out; nothing waits for the file';
+  const share = wceil && ceil ? wceil.msgsPerSec / ceil.msgsPerSec : NaN;
+  if (Number.isFinite(share) && share < 0.6) return `${firstTouch} (the written ceiling reaches ${pct(share)} of the no-file ceiling)`;
+  if (Number.isFinite(share)) return `network copy and parsing (the written ceiling reaches ${pct(share)} of the no-file ceiling: the file write is not what limits it)`;
+  return firstTouch;
 }
 
 // ---- formatting ---------------------------------------------------------------
@@ -203,67 +282,7 @@ function fmtRatio(row, r, vsNode) {
 
 // ---- processes ----------------------------------------------------------------
 
-// Servers still running, stopped if the bench itself is interrupted.
-const live = new Set();
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, () => {
-    for (const p of live) p.kill('SIGKILL');
-    process.exit(130);
-  });
-}
-
-class ServerProc {
-  constructor(name, cmd) {
-    this.name = name;
-    this.cmd = cmd;
-    this.port = 0;
-    this.stderr = '';
-    this.waiters = [];
-  }
-  start() {
-    return new Promise((resolve, reject) => {
-      this.child = spawn(WRAP[0], [...WRAP.slice(1), ...this.cmd], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-      const child = this.child;
-      live.add(child);
-      child.on('exit', () => live.delete(child));
-      const timer = setTimeout(() => reject(new Error(`${this.name} did not start in 20 s: ${this.stderr}`)), 20000);
-      this.child.stderr.on('data', (d) => {
-        this.stderr = (this.stderr + d).slice(-4000);
-      });
-      this.exited = new Promise((res) => this.child.on('exit', (code, sig) => res({ code, sig })));
-      this.exited.then(({ code, sig }) => {
-        clearTimeout(timer);
-        reject(new Error(`${this.name} exited (${code ?? sig}) before listening: ${this.stderr.trim()}`));
-      });
-      readline.createInterface({ input: this.child.stdout }).on('line', (line) => {
-        const m = /listening on (\S+):(\d+)/.exec(line);
-        if (m && !this.port) {
-          this.port = Number(m[2]);
-          clearTimeout(timer);
-          resolve(this.port);
-        } else if (line.startsWith('{')) {
-          const w = this.waiters.shift();
-          if (w) w(JSON.parse(line));
-        }
-      });
-    });
-  }
-  /** msgserver only: its stats() and RSS. */
-  stats() {
-    return new Promise((resolve) => {
-      this.waiters.push(resolve);
-      this.child.stdin.write('stats\n');
-    });
-  }
-  async stop() {
-    if (!this.child || this.child.exitCode !== null) return;
-    this.child.kill('SIGINT');
-    const t = setTimeout(() => this.child.kill('SIGKILL'), 15000);
-    await this.exited;
-    clearTimeout(t);
-  }
-}
-
+// Environment of the msgserver host: MSGSERVER_ADDON passes through (lib/server/native.ts reads it).
 function benchArgs(row, port, threads, durationMs) {
   const k = KIND[row.kind];
   const a = ['--port', String(port), '--protocol', row.protocol, '-c', String(k.conns), '-w', String(k.window)];
@@ -279,7 +298,38 @@ function benchArgs(row, port, threads, durationMs) {
   }
   return a;
 }
-let nextClientId = 1;
+// Start past anything an earlier bench could have left in a stream of the same nats-server.
+let nextClientId = 1 + (Date.now() % 1000000) * 1000;
+
+// The direct publisher's arguments: as many messages in flight as msgbench
+// keeps (connections x window), messages the size of msgserver's records.
+function publisherArgs(row, dep, stream, durationMs, messages) {
+  const k = KIND[row.kind];
+  const a = ['--url', dep.urls.join(','), '--stream', stream, '--subject-prefix', `msgbench.${stream}`, '--replicas', String(dep.urls.length > 1 ? 3 : 1)];
+  a.push('--size', String(row.payload + RECORD_OVERHEAD), '--window', String(k.conns * k.window));
+  a.push(...(messages ? ['--messages', String(messages)] : ['--duration-ms', String(durationMs)]));
+  a.push('--client-id', String(nextClientId++));
+  return a;
+}
+
+function runPublisher(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(PUBLISHER_BIN, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), DURATION + 120000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(out).result);
+      } catch {
+        reject(new Error(`js-publisher ${args.join(' ')} failed (exit ${code}): ${err.trim() || out.trim()}`));
+      }
+    });
+  });
+}
 
 function runBench(args) {
   return new Promise((resolve, reject) => {
@@ -314,10 +364,22 @@ function prerequisites() {
     encoding: 'utf8',
   });
   if (probe !== 'function') throw new Error('the load engine has no runLoad: rebuild it (npm run build: build/Release/msgbench/msgbench.node)');
-  const fresh = fs.existsSync(CEILING_BIN) && fs.statSync(CEILING_BIN).mtimeMs >= fs.statSync(CEILING_SRC).mtimeMs;
-  if (!fresh) {
-    fs.mkdirSync(path.dirname(CEILING_BIN), { recursive: true });
+  const fresh = (bin, src) => fs.existsSync(bin) && fs.statSync(bin).mtimeMs >= fs.statSync(src).mtimeMs;
+  fs.mkdirSync(path.dirname(CEILING_BIN), { recursive: true });
+  if (!fresh(CEILING_BIN, CEILING_SRC)) {
     execFileSync(process.env.CC || 'cc', ['-O2', '-o', CEILING_BIN, CEILING_SRC, '-lpthread'], { stdio: 'inherit' });
+  }
+}
+
+// null when the direct JetStream publisher is built (or builds now), else why not.
+function publisherUnavailable() {
+  try {
+    if (!(fs.existsSync(PUBLISHER_BIN) && fs.statSync(PUBLISHER_BIN).mtimeMs >= fs.statSync(PUBLISHER_SRC).mtimeMs)) {
+      execFileSync(process.env.CC || 'cc', ['-O2', '-o', PUBLISHER_BIN, PUBLISHER_SRC, '-lnats', '-lpthread'], { stdio: 'pipe' });
+    }
+    return null;
+  } catch (e) {
+    return `cannot build bench/js-publisher.c (needs libnats-dev): ${String(e.stderr || e.message).trim().split('\n')[0]}`;
   }
 }
 
@@ -405,7 +467,271 @@ async function stopNats() {
 
 // ---- main ---------------------------------------------------------------------
 
-const SERVER_NAMES = { ms: 'msgserver', ceil: 'C ceiling', node: 'Node baseline' };
+const SERVER_NAMES = { ms: 'msgserver', wceil: 'written ceiling', ceil: 'no-file ceiling', node: 'Node baseline', pub1: 'direct publisher R1', pub3: 'direct publisher R3' };
+const MS_LABEL = opt.label ? `msgserver (${opt.label})` : 'msgserver';
+// Other builds of the addon run beside msgserver in the plain rows: [{key, label, path}].
+const COMPARE = [...(opt['addon-before'] ? [`before=${opt['addon-before']}`] : []), ...(opt.compare || [])].map((c, i) => {
+  const eq = c.indexOf('=');
+  if (eq < 1) throw new Error(`--compare ${c}: expected <label>=<path to msgserver.node>`);
+  return { key: i === 0 && opt['addon-before'] ? 'before' : `cmp${i}`, label: c.slice(0, eq), path: path.resolve(c.slice(eq + 1)) };
+});
+
+function msgserverProc(name, o, env) {
+  return new ServerProc(name, [process.execPath, 'bench/msgserver-host.js', JSON.stringify(o)], { cwd: ROOT, env });
+}
+function ceilingProc(row, dir, written, extra) {
+  const a = [CEILING_BIN, '--port', '0', '--protocol', row.protocol, ...extra];
+  if (written) a.push('--file', path.join(dir, 'ceiling.log'));
+  return new ServerProc(written ? 'written ceil' : 'no-file ceil', a, { cwd: ROOT });
+}
+
+// The servers (and, in JetStream rows, direct publishers) of one row.
+async function rowServers(row, dir) {
+  const big = row.kind === 'burst' || isScale(row) ? ['--max-connections', '20000'] : [];
+  const servers = [];
+  if (row.group === 'jetstream') {
+    await Promise.all(row.variants.filter((k) => JS_VARIANTS[k].nats).map((k) => natsFor(JS_VARIANTS[k].nats)));
+    for (const k of row.variants) {
+      const v = JS_VARIANTS[k];
+      const o = { port: 0, protocol: row.protocol, ackMode: v.ackMode, file: v.noFile ? { enabled: false } : { path: path.join(dir, `msgserver-${k}.log`) } };
+      let dep = null;
+      if (v.nats) {
+        dep = await natsFor(v.nats);
+        // A fresh stream (and subjects) per row and configuration, so runs never meet an old one.
+        const name = `msgbench-${row.kind}-${row.payload}-${k}-${process.pid}-${Date.now().toString(36)}`;
+        o.jetstream = { servers: dep.urls, stream: name, subjectPrefix: `msgbench.${name}`, replicas: v.nats === 'r3' ? 3 : 1 };
+      }
+      servers.push({ key: k, name: v.label, ms: true, nats: dep, proc: msgserverProc(`msgserver (${k})`, o) });
+    }
+    if (!publisherSkip) {
+      for (const which of row.publishers || []) {
+        const dep = await natsFor(which);
+        const stream = `jspub-${row.kind}-${row.payload}-${which}-${process.pid}-${Date.now().toString(36)}`;
+        servers.push({ key: which === 'r3' ? 'pub3' : 'pub1', name: SERVER_NAMES[which === 'r3' ? 'pub3' : 'pub1'], pub: { dep, stream }, nats: dep });
+      }
+    }
+  } else {
+    const msOpts = { port: 0, protocol: row.protocol, ackMode: row.ackMode, file: { path: path.join(dir, 'msgserver.log') } };
+    if (row.hook) msOpts.benchHook = row.hook;
+    if (big.length) msOpts.limits = { maxConnections: 20000 };
+    servers.push({ key: 'ms', name: MS_LABEL, ms: true, proc: msgserverProc('msgserver', msOpts) });
+    for (const c of COMPARE) {
+      const o = { ...msOpts, file: { path: path.join(dir, `msgserver-${c.key}.log`) } };
+      servers.push({ key: c.key, name: `msgserver (${c.label})`, ms: true, proc: msgserverProc(`ms ${c.label}`.slice(0, 14), o, { MSGSERVER_ADDON: c.path }) });
+    }
+  }
+  const baselines = row.baselines || ['wceil', 'ceil', 'node'];
+  if (baselines.includes('wceil')) servers.push({ key: 'wceil', name: SERVER_NAMES.wceil, proc: ceilingProc(row, dir, true, big) });
+  if (baselines.includes('ceil')) servers.push({ key: 'ceil', name: SERVER_NAMES.ceil, proc: ceilingProc(row, dir, false, big) });
+  if (baselines.includes('node')) {
+    const nodeArgs = ['--port', '0', '--protocol', row.protocol, '--ack-mode', row.ackMode, '--file', path.join(dir, 'node.log'), ...big];
+    servers.push({ key: 'node', name: SERVER_NAMES.node, proc: new ServerProc('node baseline', [process.execPath, 'bench/node-baseline.js', ...nodeArgs], { cwd: ROOT }) });
+  }
+  return servers;
+}
+
+function showCmd(cmd, tmp) {
+  return cmd
+    .map((a) => (a === process.execPath ? 'node' : a.split(tmp).join('$TMP').split(ROOT + path.sep).join('')))
+    .map((a) => (/[\s"{]/.test(a) ? `'${a}'` : a))
+    .join(' ');
+}
+
+// One measured run of one server (or direct publisher): the load, with the
+// server's CPU time and (msgserver) stats taken around it.
+async function measure(row, s, threads, tmp) {
+  if (s.pub) {
+    const args = publisherArgs(row, s.pub.dep, s.pub.stream, DURATION);
+    s.cmd = `js-publisher ${args.join(' ').replace(/--client-id \d+/, '--client-id <n>').split(tmp).join('$TMP')}`;
+    const natsBefore = s.nats.cpuSeconds();
+    const entry = { result: null, error: null };
+    try {
+      entry.result = await runPublisher(args);
+    } catch (e) {
+      entry.error = e.message;
+    }
+    entry.server = { natsCpuSec: s.nats.cpuSeconds() - natsBefore };
+    return entry;
+  }
+  if (s.proc.died) return { result: null, error: s.proc.died };
+  const args = benchArgs(row, s.proc.port, threads, DURATION);
+  s.cmd = `msgbench ${args.join(' ').replace(String(s.proc.port), '<port>').replace(/--client-id \d+/, '--client-id <n>')}`;
+  const before = s.ms ? await s.proc.stats() : null;
+  const cpuBefore = s.proc.cpuSeconds();
+  const natsBefore = s.nats ? s.nats.cpuSeconds() : 0;
+  const entry = { result: null, error: null };
+  try {
+    entry.result = await runBench(args);
+  } catch (e) {
+    entry.error = e.message;
+  }
+  const cpuSec = s.proc.cpuSeconds() - cpuBefore;
+  if (s.proc.died) entry.error = s.proc.died;
+  entry.server = { cpuSec };
+  const after = before ? await s.proc.stats() : null;
+  if (before && after) {
+    const d = (k) => after.stats[k] - before.stats[k];
+    Object.assign(entry.server, {
+      recordsWritten: d('recordsWritten'),
+      writes: d('writes'),
+      fsyncs: d('fsyncs'),
+      syncedRecords: d('syncedRecords'),
+      ackFrames: d('ackFrames'),
+      rssBytes: after.rssBytes,
+    });
+    if (after.stats.jetstream && before.stats.jetstream) {
+      const j = {};
+      for (const f of ['published', 'acked', 'duplicates', 'failed', 'timeouts', 'unavailable']) j[f] = after.stats.jetstream[f] - before.stats.jetstream[f];
+      entry.server.js = j;
+    }
+  }
+  if (s.nats) entry.server.natsCpuSec = s.nats.cpuSeconds() - natsBefore;
+  return entry;
+}
+
+function figures(rec) {
+  for (const { key, ms } of rec.servers) {
+    const runs = rec.runs[key];
+    if (!runs || runs.length === 0) continue;
+    const sv = runs.map((r) => r.server).filter(Boolean);
+    const sum = (f) => sv.reduce((s, x) => s + (f(x) || 0), 0);
+    const acked = runs.reduce((s, r) => s + (r.result ? r.result.messagesAcked : 0), 0);
+    const secs = runs.reduce((s, r) => s + (r.result ? r.result.elapsedMs / 1000 : 0), 0);
+    const extra = { expected: acked };
+    if (sv.some((x) => Number.isFinite(x.cpuSec))) {
+      extra.cpuSecPerM = (sum((x) => x.cpuSec) / Math.max(1, acked)) * 1e6;
+      extra.cpuPerMsgUs = extra.cpuSecPerM; // CPU us per message = CPU s per million messages
+      extra.cpuCores = sum((x) => x.cpuSec) / secs;
+    }
+    if (sv.some((x) => x.natsCpuSec !== undefined)) {
+      extra.natsCpuPerMsgUs = (sum((x) => x.natsCpuSec) / Math.max(1, acked)) * 1e6;
+      extra.natsCpuCores = sum((x) => x.natsCpuSec) / secs;
+    }
+    if (ms) {
+      const fsyncs = sum((x) => x.fsyncs);
+      extra.written = sum((x) => x.recordsWritten);
+      extra.msgsPerFsync = fsyncs ? sum((x) => x.syncedRecords) / fsyncs : NaN;
+      extra.msgsPerWrite = extra.written / Math.max(1, sum((x) => x.writes));
+      if (sv.some((x) => x.js)) {
+        extra.js = {};
+        for (const f of ['published', 'acked', 'duplicates', 'failed', 'timeouts', 'unavailable']) extra.js[f] = sum((x) => x.js && x.js[f]);
+      }
+    }
+    rec.fig[key] = summarize(runs, extra);
+  }
+}
+
+async function runRow(row, tmp) {
+  const dir = fs.mkdtempSync(path.join(tmp, `${row.id}-`));
+  const rec = { row, cmds: {}, threads: {}, fig: {}, runs: {}, servers: [] };
+  let servers = [];
+  try {
+    servers = await rowServers(row, dir);
+    rec.servers = servers.map((s) => ({ key: s.key, name: s.name, ms: !!s.ms, pub: !!s.pub }));
+    await Promise.all(servers.filter((s) => s.proc).map((s) => s.proc.start()));
+    for (const s of servers) {
+      rec.cmds[s.key] = s.proc ? showCmd(s.proc.cmd, tmp) : `(nats-server ${s.pub.dep.urls.join(', ')}; stream ${s.pub.stream.replace(/-\d+-[a-z0-9]+$/, '-...')})`;
+      rec.runs[s.key] = [];
+    }
+    // JetStream: a few messages through each sink first (the stream is
+    // created on the first publish), and they must all be ACKed OK. In
+    // this process (the addon's load generator): a warm-up is not measured.
+    const { runLoad } = require(path.join(ROOT, 'dist', 'bench', 'bench.js'));
+    await Promise.all(
+      servers
+        .filter((s) => s.nats && s.proc)
+        .map(async (s) => {
+          const r = await runLoad({ port: s.proc.port, protocol: row.protocol, connections: 1, window: 1, payload: row.payload, messages: 20, clientIdBase: nextClientId++ });
+          if (r.errors || r.messagesAcked !== r.messagesSent) {
+            throw new Error(`${s.proc.name}: warm-up not ACKed OK: ${r.errorSamples[0] ?? `${r.messagesAcked} of ${r.messagesSent} ACKed`}; ${s.proc.stderr.trim()}`);
+          }
+        }),
+    );
+    for (const s of servers.filter((x) => x.pub)) {
+      const w = await runPublisher(publisherArgs(row, s.pub.dep, s.pub.stream, 0, 20));
+      if (w.errors) throw new Error(`${s.name}: warm-up failed: ${w.errorSamples[0]}`);
+    }
+    // Load threads: fixed, or each server's better of 1 and 2 (throughput rows).
+    for (const s of servers) {
+      let th = LOAD_THREADS === 'auto' ? 1 : Number(LOAD_THREADS);
+      if (s.proc && LOAD_THREADS === 'auto' && (row.kind === 'pipelined' || row.kind === 'sync' || isScale(row))) {
+        const one = await runBench(benchArgs(row, s.proc.port, 1, 1000));
+        const two = await runBench(benchArgs(row, s.proc.port, 2, 1000));
+        th = two.msgsPerSec > one.msgsPerSec * 1.03 ? 2 : 1;
+      }
+      if (row.kind === 'burst' || (isScale(row) && KIND[row.kind].conns >= 2048)) th = 2;
+      rec.threads[s.key] = s.pub ? '-' : th;
+    }
+    for (let run = 0; run < RUNS; run++) {
+      for (const s of servers) {
+        const entry = await measure(row, s, rec.threads[s.key], tmp);
+        rec.cmds[`bench-${s.key}`] = s.cmd;
+        rec.runs[s.key].push(entry);
+        const r = entry.result;
+        const sv = entry.server || {};
+        const label = s.proc ? s.proc.name : s.key;
+        process.stdout.write(
+          `  run ${run + 1}/${RUNS} ${label.padEnd(14)} ` +
+            (r
+              ? `${fmtInt(r.msgsPerSec).padStart(11)} msgs/s ${r.wireMBPerSec.toFixed(0).padStart(6)} MB/s  ` +
+                `p50 ${fmtUs(r.latency.p50Us)} p99 ${fmtUs(r.latency.p99Us)}  ${fmtInt(r.elapsedMs)} ms` +
+                (Number.isFinite(sv.cpuSec) ? `  CPU ${sv.cpuSec.toFixed(2)} s` : '') +
+                (sv.natsCpuSec !== undefined ? ` nats ${sv.natsCpuSec.toFixed(2)} s` : '') +
+                (r.errors || r.messagesUnacked ? `  ERRORS ${r.errors} unacked ${r.messagesUnacked} ${r.errorSamples[0] ?? ''}` : '')
+              : `FAILED: ${entry.error}`) +
+            (sv.fsyncs !== undefined && row.ackMode === 'durable' ? `  ${(sv.syncedRecords / Math.max(1, sv.fsyncs)).toFixed(0)} msgs/fsync` : '') +
+            (sv.js && (sv.js.duplicates || sv.js.failed || sv.js.timeouts || sv.js.unavailable)
+              ? `  JetStream: ${sv.js.duplicates} dup, ${sv.js.failed} failed, ${sv.js.timeouts} timed out, ${sv.js.unavailable} unavailable`
+              : '') +
+            '\n',
+        );
+      }
+    }
+  } catch (e) {
+    process.stdout.write(`  row failed: ${e.message}\n`);
+    rec.error = e.message;
+  } finally {
+    await Promise.all(servers.filter((s) => s.proc).map((s) => s.proc.stop()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  figures(rec);
+  return rec;
+}
+
+// The idle server: CPU seconds over IDLE_MS with nothing to do, after one
+// connection has come and gone (every thread has run). The written ceiling beside it.
+async function measureIdle(tmp) {
+  const dir = fs.mkdtempSync(path.join(tmp, 'idle-'));
+  const row = { protocol: 'v1', kind: 'latency', payload: 100 };
+  const procs = [
+    { key: 'ms', name: MS_LABEL, proc: msgserverProc('msgserver', { port: 0, file: { path: path.join(dir, 'msgserver.log') } }) },
+    { key: 'wceil', name: SERVER_NAMES.wceil, proc: ceilingProc(row, dir, true, []) },
+  ];
+  for (const c of COMPARE) {
+    const o = { port: 0, file: { path: path.join(dir, `msgserver-${c.key}.log`) } };
+    procs.push({ key: c.key, name: `msgserver (${c.label})`, proc: msgserverProc(`ms ${c.label}`.slice(0, 14), o, { MSGSERVER_ADDON: c.path }) });
+  }
+  try {
+    await Promise.all(procs.map((p) => p.proc.start()));
+    const { runLoad } = require(path.join(ROOT, 'dist', 'bench', 'bench.js'));
+    for (const p of procs) await runLoad({ port: p.proc.port, connections: 4, window: 4, payload: 100, messages: 100 });
+    await new Promise((r) => setTimeout(r, 500)); // let the connections' close settle
+    const before = procs.map((p) => [p.proc.cpuSeconds(), p.proc.threadCpuSeconds('msgs-')]);
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    return procs.map((p, i) => ({
+      key: p.key,
+      name: p.name,
+      cpuSec: p.proc.cpuSeconds() - before[i][0],
+      engineCpuSec: p.key === 'wceil' ? undefined : p.proc.threadCpuSeconds('msgs-') - before[i][1],
+      died: p.proc.died,
+    }));
+  } finally {
+    await Promise.all(procs.map((p) => p.proc.stop()));
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+let publisherSkip = null;
 
 async function main() {
   const t0 = Date.now();
@@ -418,15 +744,18 @@ async function main() {
   if (jsSkip) {
     if (process.env.MSGS_REQUIRE_NATS === '1') throw new Error(`JetStream rows cannot run (MSGS_REQUIRE_NATS=1): ${jsSkip}`);
     console.log(`bench: skipping the JetStream rows: ${jsSkip}`);
+  } else if (rows.some((r) => r.group === 'jetstream')) {
+    publisherSkip = publisherUnavailable();
+    if (publisherSkip) console.log(`bench: no direct JetStream publisher: ${publisherSkip}`);
   }
+  if (process.env.MSGSERVER_ADDON) console.log(`bench: msgserver runs with MSGSERVER_ADDON=${process.env.MSGSERVER_ADDON}`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'msgbench-'));
-  console.log(
-    `bench: ${rows.length} rows x ${RUNS} run(s), ${DURATION} ms each, load threads ${LOAD_THREADS}; ` +
-      `files in ${tmp}`,
-  );
+  console.log(`bench: ${rows.length} rows x ${RUNS} run(s), ${DURATION} ms each, load threads ${LOAD_THREADS}; files in ${tmp}`);
   const byId = new Map();
   let failed = false;
   let jsSecs = 0;
+  let idle = null;
+  const wantIdle = !only || only.test('idle');
   for (const [i, row] of rows.entries()) {
     const rowT0 = Date.now();
     process.stdout.write(`[${i + 1}/${rows.length}] ${row.title}\n`);
@@ -435,204 +764,131 @@ async function main() {
       byId.set(row.id, { row, skipped: jsSkip, cmds: {}, threads: {}, fig: {}, runs: {}, servers: [] });
       continue;
     }
-    const dir = fs.mkdtempSync(path.join(tmp, `${row.id}-`));
-    const big = row.kind === 'burst' ? ['--max-connections', '20000'] : [];
-    const servers = [];
-    const rec = { row, cmds: {}, threads: {}, fig: {}, runs: {}, servers: [] };
-    try {
-      if (row.group === 'jetstream') {
-        // Start the NATS deployments this row needs at once (each only the first time).
-        await Promise.all(row.variants.filter((k) => JS_VARIANTS[k].nats).map((k) => natsFor(JS_VARIANTS[k].nats)));
-        for (const k of row.variants) {
-          const v = JS_VARIANTS[k];
-          const o = { port: 0, protocol: row.protocol, ackMode: v.ackMode, file: v.noFile ? { enabled: false } : { path: path.join(dir, `msgserver-${k}.log`) } };
-          let dep = null;
-          if (v.nats) {
-            dep = await natsFor(v.nats);
-            // A fresh stream (and subjects) per row and configuration, so runs never meet an old one.
-            const name = `msgbench-${row.kind}-${row.payload}-${k}-${process.pid}-${Date.now().toString(36)}`;
-            o.jetstream = { servers: dep.urls, stream: name, subjectPrefix: `msgbench.${name}`, replicas: v.nats === 'r3' ? 3 : 1 };
-          }
-          servers.push({ key: k, name: v.label, ms: true, nats: dep, proc: new ServerProc(`msgserver (${k})`, [process.execPath, 'bench/msgserver-host.js', JSON.stringify(o)]) });
-        }
-      } else {
-        const msOpts = { port: 0, protocol: row.protocol, ackMode: row.ackMode, file: { path: path.join(dir, 'msgserver.log') } };
-        if (row.hook) msOpts.benchHook = row.hook;
-        if (row.kind === 'burst') msOpts.limits = { maxConnections: 20000 };
-        servers.push({ key: 'ms', name: 'msgserver', ms: true, proc: new ServerProc('msgserver', [process.execPath, 'bench/msgserver-host.js', JSON.stringify(msOpts)]) });
-      }
-      const baselines = row.baselines || ['ceil', 'node'];
-      if (baselines.includes('ceil')) {
-        servers.push({ key: 'ceil', name: SERVER_NAMES.ceil, proc: new ServerProc('ceiling', [CEILING_BIN, '--port', '0', '--protocol', row.protocol, ...big]) });
-      }
-      if (baselines.includes('node')) {
-        const nodeArgs = ['--port', '0', '--protocol', row.protocol, '--ack-mode', row.ackMode, '--file', path.join(dir, 'node.log'), ...big];
-        servers.push({ key: 'node', name: SERVER_NAMES.node, proc: new ServerProc('node baseline', [process.execPath, 'bench/node-baseline.js', ...nodeArgs]) });
-      }
-      rec.servers = servers.map((s) => ({ key: s.key, name: s.name, ms: !!s.ms }));
-      await Promise.all(servers.map((s) => s.proc.start()));
-      for (const s of servers) {
-        rec.cmds[s.key] = s.proc.cmd
-          .map((a) => (a === process.execPath ? 'node' : a.split(tmp).join('$TMP').split(ROOT + path.sep).join('')))
-          .map((a) => (/[\s"{]/.test(a) ? `'${a}'` : a))
-          .join(' ');
-        rec.runs[s.key] = [];
-      }
-      // JetStream: a few messages through each sink first (the stream is
-      // created on the first publish), and they must all be ACKed OK. In
-      // this process (the addon's load generator): a warm-up is not measured.
-      const { runLoad } = require(path.join(ROOT, 'dist', 'bench', 'bench.js'));
-      await Promise.all(
-        servers
-          .filter((s) => s.nats)
-          .map(async (s) => {
-            const r = await runLoad({ port: s.proc.port, protocol: row.protocol, connections: 1, window: 1, payload: row.payload, messages: 20, clientIdBase: nextClientId++ });
-            if (r.errors || r.messagesAcked !== r.messagesSent) {
-              throw new Error(`${s.proc.name}: warm-up not ACKed OK: ${r.errorSamples[0] ?? `${r.messagesAcked} of ${r.messagesSent} ACKed`}; ${s.proc.stderr.trim()}`);
-            }
-          }),
-      );
-      // Load threads: fixed, or each server's better of 1 and 2 (throughput rows).
-      for (const s of servers) {
-        let th = LOAD_THREADS === 'auto' ? 1 : Number(LOAD_THREADS);
-        if (LOAD_THREADS === 'auto' && (row.kind === 'pipelined' || row.kind === 'sync')) {
-          const one = await runBench(benchArgs(row, s.proc.port, 1, 1000));
-          const two = await runBench(benchArgs(row, s.proc.port, 2, 1000));
-          th = two.msgsPerSec > one.msgsPerSec * 1.03 ? 2 : 1;
-        }
-        if (row.kind === 'burst') th = 2;
-        rec.threads[s.key] = th;
-      }
-      for (let run = 0; run < RUNS; run++) {
-        for (const s of servers) {
-          const args = benchArgs(row, s.proc.port, rec.threads[s.key], DURATION);
-          rec.cmds[`bench-${s.key}`] = `msgbench ${args.join(' ').replace(String(s.proc.port), '<port>').replace(/--client-id \d+/, '--client-id <n>')}`;
-          const before = s.ms ? await s.proc.stats() : null;
-          const natsBefore = s.nats ? s.nats.cpuSeconds() : 0;
-          let result = null;
-          let error = null;
-          try {
-            result = await runBench(args);
-          } catch (e) {
-            error = e.message;
-          }
-          const entry = { result, error };
-          if (before) {
-            const after = await s.proc.stats();
-            const d = (k) => after.stats[k] - before.stats[k];
-            entry.server = {
-              recordsWritten: d('recordsWritten'),
-              writes: d('writes'),
-              fsyncs: d('fsyncs'),
-              syncedRecords: d('syncedRecords'),
-              ackFrames: d('ackFrames'),
-              rssBytes: after.rssBytes,
-              cpuSec: (after.cpuUs - before.cpuUs) / 1e6,
-            };
-            if (after.stats.jetstream && before.stats.jetstream) {
-              const j = {};
-              for (const f of ['published', 'acked', 'duplicates', 'failed', 'timeouts', 'unavailable']) j[f] = after.stats.jetstream[f] - before.stats.jetstream[f];
-              entry.server.js = j;
-            }
-            if (s.nats) entry.server.natsCpuSec = s.nats.cpuSeconds() - natsBefore;
-          }
-          rec.runs[s.key].push(entry);
-          const r = result;
-          const sv = entry.server;
-          process.stdout.write(
-            `  run ${run + 1}/${RUNS} ${s.proc.name.padEnd(13)} ` +
-              (r
-                ? `${fmtInt(r.msgsPerSec).padStart(11)} msgs/s ${r.wireMBPerSec.toFixed(0).padStart(6)} MB/s  ` +
-                  `p50 ${fmtUs(r.latency.p50Us)} p99 ${fmtUs(r.latency.p99Us)}  ${fmtInt(r.elapsedMs)} ms` +
-                  (r.errors || r.messagesUnacked ? `  ERRORS ${r.errors} unacked ${r.messagesUnacked} ${r.errorSamples[0] ?? ''}` : '')
-                : `FAILED: ${error}`) +
-              (sv && row.ackMode === 'durable' ? `  ${(sv.syncedRecords / Math.max(1, sv.fsyncs)).toFixed(0)} msgs/fsync` : '') +
-              (sv && row.group ? `  CPU s: msgserver ${sv.cpuSec.toFixed(2)}${s.nats ? ` nats ${sv.natsCpuSec.toFixed(2)}` : ''}` : '') +
-              (sv && sv.js && (sv.js.duplicates || sv.js.failed || sv.js.timeouts || sv.js.unavailable)
-                ? `  JetStream: ${sv.js.duplicates} dup, ${sv.js.failed} failed, ${sv.js.timeouts} timed out, ${sv.js.unavailable} unavailable`
-                : '') +
-              '\n',
-          );
-        }
-      }
-    } catch (e) {
-      process.stdout.write(`  row failed: ${e.message}\n`);
-      rec.error = e.message;
-      failed = true;
-    } finally {
-      await Promise.all(servers.map((s) => s.proc.stop()));
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-    for (const { key, ms } of rec.servers) {
-      const runs = rec.runs[key];
-      if (!runs || runs.length === 0) continue;
-      const extra = {};
-      if (ms) {
-        const sv = runs.map((r) => r.server).filter(Boolean);
-        const sum = (f) => sv.reduce((s, x) => s + (f(x) || 0), 0);
-        const fsyncs = sum((x) => x.fsyncs);
-        extra.written = sum((x) => x.recordsWritten);
-        extra.expected = runs.reduce((s, r) => s + (r.result ? r.result.messagesAcked : 0), 0);
-        extra.msgsPerFsync = fsyncs ? sum((x) => x.syncedRecords) / fsyncs : NaN;
-        extra.msgsPerWrite = extra.written / Math.max(1, sum((x) => x.writes));
-        const secs = runs.reduce((s, r) => s + (r.result ? r.result.elapsedMs / 1000 : 0), 0);
-        extra.cpuPerMsgUs = (sum((x) => x.cpuSec) / Math.max(1, extra.expected)) * 1e6;
-        extra.cpuCores = sum((x) => x.cpuSec) / secs;
-        if (sv.some((x) => x.natsCpuSec !== undefined)) {
-          extra.natsCpuPerMsgUs = (sum((x) => x.natsCpuSec) / Math.max(1, extra.expected)) * 1e6;
-          extra.natsCpuCores = sum((x) => x.natsCpuSec) / secs;
-        }
-        if (sv.some((x) => x.js)) {
-          extra.js = {};
-          for (const f of ['published', 'acked', 'duplicates', 'failed', 'timeouts', 'unavailable']) extra.js[f] = sum((x) => x.js && x.js[f]);
-        }
-      }
-      rec.fig[key] = summarize(runs, extra);
-    }
+    const rec = await runRow(row, tmp);
+    if (rec.error) failed = true;
     for (const { key, ms } of rec.servers) if (ms && rec.fig[key] && !rec.fig[key].clean) failed = true;
     rec.targets = targetsFor(row, rec.fig, byId);
+    rec.bound = boundFor(row, rec.fig);
     byId.set(row.id, rec);
     if (row.group) {
       const a = rec.fig.a;
-      for (const k of row.variants) {
+      for (const { key: k, name } of rec.servers) {
         const f = rec.fig[k];
+        const ref = k === 'c' ? rec.fig.pub1 : k === 'd' ? rec.fig.pub3 : null;
         process.stdout.write(
-          `  => ${JS_VARIANTS[k].label}: ${headline(row, f)}` +
-            (k !== 'a' ? ` | vs (a) ${fmtVsWritten(row, f, a)}` : '') +
-            (rec.fig.ceil ? ` | vs ceiling ${fmtRatio(row, ratio(row, f, rec.fig.ceil), false)}` : '') +
-            (rec.fig.node ? `, vs node ${fmtRatio(row, ratio(row, f, rec.fig.node), true)}` : '') +
+          `  => ${name}: ${headline(row, f)}` +
+            (JS_VARIANTS[k] && k !== 'a' ? ` | vs (a) ${fmtVsWritten(row, f, a)}` : '') +
+            (ref ? ` | vs direct publisher ${fmtRatio(row, ratio(row, f, ref), false)}` : '') +
+            (JS_VARIANTS[k] && rec.fig.wceil ? ` | vs written ceiling ${fmtRatio(row, ratio(row, f, rec.fig.wceil), false)}` : '') +
             '\n',
         );
       }
       jsSecs += (Date.now() - rowT0) / 1000;
-      process.stdout.write(`  (row took ${((Date.now() - rowT0) / 1000).toFixed(1)} s)\n`);
     } else {
-      const msTxt = rec.fig.ms ? headline(row, rec.fig.ms) : 'n/a (server lacks legacy)';
+      const f = rec.fig;
       process.stdout.write(
-        `  => msgserver ${msTxt} | ceiling ${headline(row, rec.fig.ceil)} | node ${headline(row, rec.fig.node)} | ` +
-          `vs ceiling ${fmtRatio(row, ratio(row, rec.fig.ms, rec.fig.ceil), false)}, vs node ${fmtRatio(row, ratio(row, rec.fig.ms, rec.fig.node), true)}\n`,
+        `  => ${MS_LABEL} ${rec.fig.ms ? headline(row, f.ms) : 'n/a'} | written ceiling ${headline(row, f.wceil)} | no-file ceiling ${headline(row, f.ceil)} | node ${headline(row, f.node)} | ` +
+          `vs written ceiling ${fmtRatio(row, ratio(row, f.ms, f.wceil), false)}${row.kind === 'latency' && f.ms && f.wceil ? ` (p99 ${(f.ms.p99 / f.wceil.p99).toFixed(2)}x)` : ''}, ` +
+          `vs no-file ceiling ${fmtRatio(row, ratio(row, f.ms, f.ceil), false)}, vs node ${fmtRatio(row, ratio(row, f.ms, f.node), true)} | ` +
+          `CPU s/M msgs ${['ms', 'wceil', 'ceil', 'node'].map((k) => (f[k] && Number.isFinite(f[k].cpuSecPerM) ? f[k].cpuSecPerM.toFixed(2) : 'n/a')).join(' / ')}\n` +
+          COMPARE.filter((c) => f[c.key] && f.ms)
+            .map(
+              (c) =>
+                `  => msgserver (${c.label}) ${headline(row, f[c.key])}, vs written ceiling ${fmtRatio(row, ratio(row, f[c.key], f.wceil), false)}` +
+                `${row.kind === 'latency' && f.wceil ? ` (p99 ${(f[c.key].p99 / f.wceil.p99).toFixed(2)}x)` : ''}; ${MS_LABEL} / this ${fmtRatio(row, ratio(row, f.ms, f[c.key]), true)}` +
+                `${row.kind === 'latency' ? ` (p99 ${(f.ms.p99 / f[c.key].p99).toFixed(2)}x)` : ''}; CPU s/M msgs ${cpuCell(f[c.key])}\n`,
+            )
+            .join(''),
       );
     }
+    process.stdout.write(`  (row took ${((Date.now() - rowT0) / 1000).toFixed(1)} s)\n`);
   }
   if (natsDeployments.size) {
     const t = Date.now();
     await stopNats();
     jsSecs += (Date.now() - t) / 1000;
   }
+  if (wantIdle) {
+    process.stdout.write(`[idle] CPU over ${IDLE_MS / 1000} s with no load\n`);
+    try {
+      idle = await measureIdle(tmp);
+      for (const x of idle) {
+        process.stdout.write(`  ${x.name}: ${x.cpuSec.toFixed(2)} CPU s${x.engineCpuSec !== undefined ? ` (engine threads ${x.engineCpuSec.toFixed(2)} s)` : ''}${x.died ? ` (${x.died})` : ''}\n`);
+      }
+    } catch (e) {
+      idle = { error: e.message };
+      process.stdout.write(`  failed: ${e.message}\n`);
+      failed = true;
+    }
+  }
   fs.rmSync(tmp, { recursive: true, force: true });
   const recs = [...byId.values()];
-  const report = render({ rows: recs, m, loadBefore, loadAfter: os.loadavg(), secs: (Date.now() - t0) / 1000 });
+  fs.mkdirSync(path.dirname(OUT), { recursive: true });
+  const plots = writePlots(recs, path.dirname(OUT));
+  const report = render({ rows: recs, m, loadBefore, loadAfter: os.loadavg(), secs: (Date.now() - t0) / 1000, idle, plots });
   fs.writeFileSync(OUT, report);
   const plain = recs.filter((r) => !r.row.group);
   const grouped = recs.filter((r) => r.row.group);
   if (plain.length) console.log('\n' + summaryTable(plain).join('\n'));
   if (grouped.length) console.log('\n' + jetstreamTable(grouped).join('\n'));
   if (grouped.length && !jsSkip) console.log(`\nbench: the JetStream rows took ${jsSecs.toFixed(1)} s (nats-server start and stop included)`);
-  console.log(`\nbench: wrote ${path.relative(process.cwd(), OUT) || OUT} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  console.log(`\nbench: wrote ${path.relative(process.cwd(), OUT) || OUT}${plots.length ? ` and ${plots.map((p) => p.file).join(', ')}` : ''} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   if (failed) {
     console.error('bench: some msgserver runs had errors or failed (see above)');
     process.exitCode = 1;
   }
+}
+
+// The plots, written beside the report: [{file, title}].
+function writePlots(recs, dir) {
+  const out = [];
+  const base = path.basename(OUT, '.md').toLowerCase();
+  const scale = recs.filter((r) => isScale(r.row) && !r.error).sort((a, b) => KIND[a.row.kind].conns - KIND[b.row.kind].conns);
+  if (scale.length) {
+    const series = ['ms', 'wceil', 'ceil', 'node'].map((k) => ({
+      name: k === 'ms' ? MS_LABEL : SERVER_NAMES[k],
+      points: scale.map((r) => [KIND[r.row.kind].conns, r.fig[k] ? r.fig[k].msgsPerSec : NaN]),
+    }));
+    const file = `${base}-scaling.svg`;
+    fs.writeFileSync(
+      path.join(dir, file),
+      lineChart({ title: 'v1 1 KiB, ack written: throughput vs pipelining connections', xLabel: 'connections (log scale)', yLabel: 'msgs/s (log scale)', xLog: true, yLog: true, series }),
+    );
+    out.push({ file, title: 'Throughput against connection count' });
+  }
+  const lat = recs.find((r) => r.row.id === 'v1-latency-1024-written' && !r.error) || recs.find((r) => r.row.kind === 'latency' && !r.row.group && !r.error);
+  if (lat) {
+    // Percentiles on a "nines" axis: x = -log10(1 - p).
+    const P = [
+      [0.5, 'p50', 'p50'],
+      [0.9, 'p90', 'p90'],
+      [0.99, 'p99', 'p99'],
+      [0.999, 'p99.9', 'p999'],
+    ];
+    const nines = (p) => -Math.log10(1 - p);
+    const series = ['ms', 'wceil', 'ceil', 'node'].map((k) => {
+      const f = lat.fig[k];
+      const runs = f ? f.runs.filter((r) => r.result) : [];
+      return {
+        name: k === 'ms' ? MS_LABEL : SERVER_NAMES[k],
+        points: P.map(([p, , key]) => [nines(p), median(runs.map((r) => r.result.latency[`${key}Us`]))]).concat([[4, f ? f.max : NaN]]),
+      };
+    });
+    const file = `${base}-latency.svg`;
+    fs.writeFileSync(
+      path.join(dir, file),
+      lineChart({
+        title: `${lat.row.title}: latency by percentile`,
+        xLabel: 'percentile',
+        yLabel: 'microseconds (log scale)',
+        yLog: true,
+        xTicks: P.map(([p, label]) => [nines(p), label]).concat([[4, 'max']]),
+        series,
+      }),
+    );
+    out.push({ file, title: 'Latency distribution at one connection' });
+  }
+  return out;
 }
 
 // A JetStream configuration against (a) written, measured in the same row:
@@ -646,7 +902,7 @@ function fmtVsWritten(row, f, a) {
 
 function jetstreamTable(recs) {
   const L = [
-    '| row | configuration | msgs/s | MB/s | p50 | p99 | vs (a) written | vs C ceiling | vs Node baseline | CPU per message: msgserver + nats-server (cores busy) | JetStream acks (duplicates / failed / timed out) |',
+    '| row | configuration | msgs/s | MB/s | p50 | p99 | vs (a) written | vs direct publisher | vs written ceiling | CPU s per million msgs: msgserver + nats-server (cores busy) | JetStream acks (duplicates / failed / timed out) |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const rec of recs) {
@@ -661,40 +917,47 @@ function jetstreamTable(recs) {
       const f = fig[key];
       if (!f) continue;
       const thr = `${fmtInt(f.msgsPerSec)}${f.clean ? '' : ` (${fmtInt(f.errors)} errors, ${fmtInt(f.unacked)} unACKed)`}`;
-      const cpu = ms
-        ? `${f.cpuPerMsgUs.toFixed(1)} us${f.natsCpuPerMsgUs !== undefined ? ` + ${f.natsCpuPerMsgUs.toFixed(1)} us` : ''} ` +
-          `(${f.cpuCores.toFixed(2)}${f.natsCpuCores !== undefined ? ` + ${f.natsCpuCores.toFixed(2)}` : ''})`
-        : '-';
+      const own = Number.isFinite(f.cpuSecPerM) ? f.cpuSecPerM.toFixed(2) : '-';
+      const cpu =
+        `${own}${f.natsCpuPerMsgUs !== undefined ? ` + ${f.natsCpuPerMsgUs.toFixed(2)}` : ''}` +
+        (Number.isFinite(f.cpuCores) || f.natsCpuCores !== undefined
+          ? ` (${Number.isFinite(f.cpuCores) ? f.cpuCores.toFixed(2) : '-'}${f.natsCpuCores !== undefined ? ` + ${f.natsCpuCores.toFixed(2)}` : ''})`
+          : '');
       const js = f.js ? `${fmtInt(f.js.acked)} (${fmtInt(f.js.duplicates)} / ${fmtInt(f.js.failed)} / ${fmtInt(f.js.timeouts)})` : '-';
-      const vs = (other, node) => (ms ? fmtRatio(row, ratio(row, f, other), node) : '-');
+      const pub = key === 'c' ? fig.pub1 : key === 'd' || key === 'e' ? (key === 'd' ? fig.pub3 : fig.pub1) : null;
       L.push(
         `| ${shape} | ${name} | ${thr} | ${f.wireMBPerSec.toFixed(1)} | ${fmtUs(f.p50)} | ${fmtUs(f.p99)} | ` +
-          `${ms && key !== 'a' ? fmtVsWritten(row, f, fig.a) : '-'} | ${key === 'ceil' ? '-' : fig.ceil ? vs(fig.ceil, false) : 'n/a'} | ` +
-          `${key === 'node' ? '-' : fig.node ? vs(fig.node, true) : 'n/a'} | ${cpu} | ${js} |`,
+          `${ms && key !== 'a' ? fmtVsWritten(row, f, fig.a) : '-'} | ${ms && pub ? fmtVsWritten(row, f, pub) : '-'} | ` +
+          `${ms && fig.wceil ? fmtVsWritten(row, f, fig.wceil) : '-'} | ${cpu} | ${js} |`,
       );
     }
   }
   return L;
 }
 
+const cpuCell = (f) => (f && Number.isFinite(f.cpuSecPerM) ? f.cpuSecPerM.toFixed(2) : 'n/a');
+
 function summaryTable(recs) {
   const lines = [
-    '| row | msgserver | C ceiling | Node baseline | msgserver vs ceiling | msgserver vs Node | targets |',
-    '|---|---|---|---|---|---|---|',
+    `| row | ${MS_LABEL} | written ceiling | no-file ceiling | Node baseline | vs written ceiling | vs no-file ceiling | vs Node | CPU s per million msgs (msgserver / written ceiling / no-file ceiling / Node) | bounded by | targets |`,
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const rec of recs) {
     const { row, fig } = rec;
-    const ms = fig.ms ? headline(row, fig.ms) : rec.error ? `failed: ${rec.error}` : 'n/a (server lacks legacy)';
+    const ms = fig.ms ? headline(row, fig.ms) : rec.error ? `failed: ${rec.error.split('\n')[0]}` : 'n/a';
     const tg = (rec.targets || []).map(([t, ok]) => `${ok ? 'met' : '**not met**'}: ${t}`).join('; ') || '-';
+    let vsW = fmtRatio(row, ratio(row, fig.ms, fig.wceil), false);
+    if (row.kind === 'latency' && fig.ms && fig.wceil) vsW += `, ${(fig.ms.p99 / fig.wceil.p99).toFixed(2)}x p99`;
     lines.push(
-      `| ${row.title} | ${ms} | ${headline(row, fig.ceil)} | ${headline(row, fig.node)} | ` +
-        `${fmtRatio(row, ratio(row, fig.ms, fig.ceil), false)} | ${fmtRatio(row, ratio(row, fig.ms, fig.node), true)} | ${tg} |`,
+      `| ${row.title} | ${ms} | ${headline(row, fig.wceil)} | ${headline(row, fig.ceil)} | ${headline(row, fig.node)} | ` +
+        `${vsW} | ${fmtRatio(row, ratio(row, fig.ms, fig.ceil), false)} | ${fmtRatio(row, ratio(row, fig.ms, fig.node), true)} | ` +
+        `${['ms', 'wceil', 'ceil', 'node'].map((k) => cpuCell(fig[k])).join(' / ')} | ${rec.bound || '-'} | ${tg} |`,
     );
   }
   return lines;
 }
 
-function render({ rows, m, loadBefore, loadAfter, secs }) {
+function render({ rows, m, loadBefore, loadAfter, secs, idle, plots }) {
   const L = [];
   const la = (l) => l.map((x) => x.toFixed(2)).join(' ');
   L.push('# Benchmarks', '');
@@ -709,10 +972,22 @@ function render({ rows, m, loadBefore, loadAfter, secs }) {
   L.push(`- Kernel: ${m.kernel}; Node ${m.node}; net.core.somaxconn ${m.somaxconn}`);
   L.push(`- Load average (1/5/15 min) before the run: ${la(loadBefore)}; after: ${la(loadAfter)}. The machine is shared: other work running at the same time shows up as noise, which is why every claim below is a ratio between servers measured in the same command, runs interleaved.`);
   L.push('- Loopback TCP; server files in a temp directory ($TMP below, under the OS temp dir) on the root file system (ext4, virtio disk), deleted after each row.', '');
+  L.push('## What limits a file-writing server here', '');
+  L.push(
+    '- The least work any server whose ACK means "written" can do is one copy in from the socket and one copy into the page cache. ' +
+      'The **written ceiling** does exactly that and nothing more, so it, not the no-file ceiling, is the reference for `written` rows.',
+    '- **Page-cache first touch.** On a virtual machine, writing into page-cache pages the guest has not touched recently is slow: the hypervisor has to hand the guest fresh memory for every page. ' +
+      '`dd` of 2 GB into a new file runs at about 0.5 GB/s this way, against 5.3-5.8 GB/s into pages just freed; freed memory goes back to the host after some 20 s idle. ' +
+      'A pipelined 1 KiB row moves several hundred MB/s, so its file is bounded by this, for msgserver and the written ceiling alike, while the no-file ceiling never pays it. ' +
+      'Comparing a `written` row with the no-file ceiling therefore mostly measures the VM\'s memory, not the server.',
+    '- Each row says in its **bounded by** column which of these limits it: the network copy (loopback copies and wake-ups), page-cache first touch, fsync, connection setup or NATS.',
+    '',
+  );
   L.push('## Method', '');
   L.push(
-    `- Each row starts three servers: **msgserver** (\`bench/msgserver-host.js\`: \`new MessageServer(opts)\` from dist/, its own process, ` +
-      `default service threads = ${m.nproc}), the **C ceiling** (\`bench/ceiling.c\`: one epoll thread per core, parses and ACKs, writes nothing), ` +
+    `- Each row starts its servers side by side: **msgserver** (\`bench/msgserver-host.js\`: \`new MessageServer(opts)\` from dist/, its own process, ` +
+      `default service threads = ${m.nproc}), the **written ceiling** (\`bench/ceiling.c --file\`: one epoll thread that appends every chunk it reads to a file with one \`write()\` before sending that chunk's ACKs), ` +
+      `the **no-file ceiling** (\`bench/ceiling.c\`: one epoll thread per core, parses and ACKs, writes nothing), ` +
       `and the **Node baseline** (\`bench/node-baseline.js\`: idiomatic \`net\` server, \`fs.WriteStream\` with a 1 MiB highWaterMark, sockets paused while it is backed up, ACKs coalesced per 'data' event; ` +
       `its ACK mode follows the row: received = on parse, written = in the write callback, durable = after a group-commit fdatasync).`,
   );
@@ -722,38 +997,74 @@ function render({ rows, m, loadBefore, loadAfter, secs }) {
       `${RUNS} run(s) of ${DURATION} ms per server per row (the burst: ${BURST_CONNS.toLocaleString('en-US')} connections x 6 messages, until done), runs interleaved across the servers; figures are medians.`,
   );
   L.push(
-    `- Load-generator threads: ${LOAD_THREADS === 'auto' ? 'for the pipelined and synchronous rows each server gets the better of 1 and 2 load threads (a 1 s trial of each, kept only if 2 is at least 3% better); latency rows use 1, the burst 2' : `${LOAD_THREADS} for every row except the burst (2)`}. ` +
+    `- Load-generator threads: ${LOAD_THREADS === 'auto' ? 'for the pipelined, synchronous and scaling rows each server gets the better of 1 and 2 load threads (a 1 s trial of each, kept only if 2 is at least 3% better); latency rows use 1, the burst and the scaling rows from 2,048 connections 2' : `${LOAD_THREADS} for every row except the burst and the scaling rows from 2,048 connections (2)`}. ` +
       `The machine has ${m.nproc} cores, so the load generator competes with the server for CPU; the thread count used is listed per row.`,
   );
   L.push(
-    '- Ratios: throughput rows give msgserver / other (higher is better for msgserver); latency and burst rows give msgserver\'s p50 or time / the other\'s (lower is better). ' +
-      'MB/s counts wire bytes sent by the clients (MB = 10^6 bytes). Servers and msgbench run with `ulimit -n 65536`; the burst rows pass `--max-connections 20000`.',
+    '- **CPU s per million msgs**: the server process\'s user + system CPU time (every thread; `/proc/<pid>/stat` read before and after each run) divided by the messages ACKed OK, in seconds per million messages (= microseconds per message). ' +
+      'On 2 shared cores this is what says how much room the load generator and the rest of the machine have left. The load generator is not counted.',
+  );
+  L.push(
+    '- Ratios: throughput rows give msgserver / other (higher is better for msgserver); latency and burst rows give msgserver\'s p50 (and p99) or time / the other\'s (lower is better). ' +
+      'MB/s counts wire bytes sent by the clients (MB = 10^6 bytes). Servers and msgbench run with `ulimit -n 65536`; the burst and scaling rows pass `--max-connections 20000`.',
+  );
+  L.push(
+    `- Scaling rows: v1, 1 KiB, ack written, at ${SCALE_CONNS.map((c) => c.toLocaleString('en-US')).join(', ')} pipelining connections; the window per connection is 8,192 / connections (between 2 and 64), so every row keeps a similar number of messages in flight and the rows show the cost of connections.`,
   );
   if (rows.some((r) => r.row.group)) {
     L.push(
-      '- The JetStream rows run several msgserver configurations side by side in the same row, runs interleaved with each other (and with the C ceiling and Node baseline where listed; --quick runs neither beside them, nor the 100 B row): ' +
+      '- The JetStream rows run several msgserver configurations side by side in the same row, runs interleaved with each other, with the references listed in the row: ' +
         Object.values(JS_VARIANTS)
           .map((v) => `**${v.label}**`)
           .join(', ') +
-        '. The bench starts its own nats-server processes (bench/nats.js; JetStream file store in a temp dir; ready when every node\'s /healthz is 200 and, for the cluster, all nodes name one meta leader): one node for R1, a 3-node cluster on loopback for R3, both on this machine. ' +
-        'Every configuration gets a fresh stream (created by msgserver, `createStream`, file storage), each msgbench run its own client ids (so no Nats-Msg-Id repeats within the duplicate window), and 20 messages go through each sink before the runs.',
+        '. The **direct publisher** (`bench/js-publisher.c`, built with `cc ... -lnats`) is the official NATS C client publishing straight into a stream of its own on the same nats-server(s) with `js_PublishAsync` ' +
+        '(`js_Publish` for the latency row), a `Nats-Msg-Id` header on every message, messages the size of msgserver\'s records, and as many publishes in flight as msgbench keeps messages in flight (connections x window): ' +
+        'it is what NATS itself takes from one client, and the reference for the replicated configurations (R1 against the R1 publisher, R3 against the R3 one). ' +
+        'The bench starts its own nats-server processes (bench/nats.js; JetStream file store in a temp dir; ready when every node\'s /healthz is 200 and, for the cluster, all nodes name one meta leader): one node for R1, a 3-node cluster on loopback for R3, both on this machine. ' +
+        'Every configuration gets a fresh stream, and every msgbench and publisher run client ids no earlier run used (so no Nats-Msg-Id repeats within the duplicate window and makes a later run look faster; a duplicate acknowledgement counts as an error). ' +
+        '20 messages go through each sink and publisher before the runs. --quick runs no references beside them, nor the 100 B row.',
     );
   }
   L.push('');
   const plain = rows.filter((r) => !r.row.group);
   const grouped = rows.filter((r) => r.row.group);
   if (plain.length) L.push('## Summary', '', ...summaryTable(plain), '');
+  if (idle) {
+    L.push('## Idle', '');
+    if (idle.error) L.push(`Failed: ${idle.error}`, '');
+    else {
+      L.push(
+        `CPU seconds used over ${IDLE_MS / 1000} s with no connections (after one short load, so every thread has run), from \`/proc/<pid>/stat\`. ` +
+          'For msgserver, the whole process (a Node process: its own timers and housekeeping included) and, apart, the engine\'s threads (named msgs-*: listener, service threads, writer; `/proc/<pid>/task/*/stat`):',
+        '',
+      );
+      for (const x of idle) {
+        L.push(
+          `- ${x.name}: ${x.cpuSec.toFixed(2)} s` +
+            (x.engineCpuSec !== undefined
+              ? `, engine threads ${x.engineCpuSec.toFixed(2)} s (target: no CPU, i.e. at most 0.01 s, one clock tick: ${x.engineCpuSec <= 0.01 ? 'met' : '**not met**'})`
+              : ''),
+        );
+      }
+      L.push('');
+    }
+  }
+  if (plots && plots.length) {
+    L.push('## Plots', '');
+    for (const p of plots) L.push(`### ${p.title}`, '', `![${p.title}](${p.file})`, '');
+  }
   if (grouped.length) {
     L.push('## JetStream sink', '');
     L.push(
       '- **vs (a) written**: the same shape measured in the same row with the file-only configuration; this is the cost of the JetStream sink. ' +
-        '**vs C ceiling**: the ceiling parses and ACKs and stores nothing (no file, no JetStream), so for (b)-(e) the ratio is the share of a do-nothing server\'s rate that is left once every message also goes through nats-server (on the same 2 cores), not an efficiency figure of msgserver alone. ' +
-        '**vs Node baseline**: the baseline writes a file and ACKs after the write (written), so for (c)-(e) it compares a replicated ACK with a file ACK. ' +
+        '**vs direct publisher**: (c) and (e) against the R1 publisher, (d) against the R3 one: how close a replicated ACK gets to what NATS itself takes. ' +
+        '**vs written ceiling**: the one-thread C server that only writes a file. ' +
         'Latency rows give p50/p99 multiples (lower is better).',
-      '- **CPU per message**: user + system CPU time of the msgserver process (all threads) and of the nats-server process(es) it publishes to, per message ACKed OK, during the runs; in brackets the cores they kept busy. The load generator (msgbench) is not counted. ' +
+      '- **CPU s per million msgs**: user + system CPU time of the msgserver process (all threads) and of the nats-server process(es) it publishes to, per million messages ACKed OK, during the runs; in brackets the cores they kept busy. The load generator (msgbench) is not counted. ' +
         'JetStream acks are those counted by the end of each run: for (b), which does not wait for them, some land after it.',
       '- What an ACK promises: (a)/(b) written = in the file (page cache; (b) publishes after the write and does not wait); (c) replicated R1 = in the file and stored by the stream on one nats-server; ' +
         '(d) replicated R3 = in the file and stored by a majority (2 of 3) of the stream\'s replicas; (e) = stored by the stream only, no local file. nats-server acknowledges from its file store without fsync (it syncs every 2 min by default).',
+      `- Bounded by: ${grouped.find((r) => r.bound) ? grouped.find((r) => r.bound).bound : 'NATS'}.`,
       '',
     );
     L.push(...jetstreamTable(grouped), '');
@@ -766,25 +1077,19 @@ function render({ rows, m, loadBefore, loadAfter, secs }) {
       L.push(`Skipped: ${rec.skipped}`, '');
       continue;
     }
-    const list = rec.servers.length || row.group
-      ? rec.servers
-      : [
-          { key: 'ms', name: 'msgserver', ms: true },
-          { key: 'ceil', name: SERVER_NAMES.ceil },
-          { key: 'node', name: SERVER_NAMES.node },
-        ];
+    if (rec.bound) L.push(`Bounded by: ${rec.bound}.`, '');
+    const list = rec.servers;
     L.push('Commands (`<port>` is the server\'s):', '', '```');
     for (const { key: k, name } of list) {
       if (!rec.cmds[k]) continue;
-      const cmdName = k === 'ceil' ? 'ceiling' : k === 'node' ? 'node baseline' : name;
-      L.push(`# ${cmdName} (load threads ${rec.threads[k] ?? '?'})`, rec.cmds[k], rec.cmds[`bench-${k}`] ?? '');
+      L.push(`# ${name} (load threads ${rec.threads[k] ?? '?'})`, rec.cmds[k], rec.cmds[`bench-${k}`] ?? '');
     }
     L.push('```', '');
-    L.push('| server | msgs/s | MB/s | p50 | p99 | p99.9 | max | elapsed | errors | per run (msgs/s, or p50 / time) |', '|---|---|---|---|---|---|---|---|---|---|');
+    L.push('| server | msgs/s | MB/s | p50 | p99 | p99.9 | max | elapsed | CPU s per million msgs | errors | per run (msgs/s, or p50 / time) |', '|---|---|---|---|---|---|---|---|---|---|---|');
     for (const { key: k, name } of list) {
       const f = fig[k];
       if (!f) {
-        L.push(`| ${name} | n/a | | | | | | | | |`);
+        L.push(`| ${name} | n/a | | | | | | | | | |`);
         continue;
       }
       const per = f.runs
@@ -792,7 +1097,8 @@ function render({ rows, m, loadBefore, loadAfter, secs }) {
         .join(', ');
       L.push(
         `| ${name} | ${fmtInt(f.msgsPerSec)} | ${f.wireMBPerSec.toFixed(1)} | ${fmtUs(f.p50)} | ${fmtUs(f.p99)} | ${fmtUs(f.p999)} | ${fmtUs(f.max)} | ` +
-          `${fmtInt(f.elapsedMs)} ms | ${f.clean ? '0' : `${fmtInt(f.errors)} errors, ${fmtInt(f.unacked)} unACKed${f.failedRuns ? `, ${f.failedRuns} failed runs` : ''}`} | ${per} |`,
+          `${fmtInt(f.elapsedMs)} ms | ${cpuCell(f)}${f.natsCpuPerMsgUs !== undefined ? ` (+ nats-server ${f.natsCpuPerMsgUs.toFixed(2)})` : ''} | ` +
+          `${f.clean ? '0' : `${fmtInt(f.errors)} errors, ${fmtInt(f.unacked)} unACKed${f.failedRuns ? `, ${f.failedRuns} failed runs` : ''}`} | ${per} |`,
       );
     }
     L.push('');
@@ -802,7 +1108,6 @@ function render({ rows, m, loadBefore, loadAfter, secs }) {
         if (!isMs || !f) continue;
         const notes = [`${name}: wrote ${fmtInt(f.written)} records to its file for ${fmtInt(f.expected)} messages ACKed OK`];
         if (f.js) notes.push(`JetStream: ${fmtInt(f.js.published)} published, ${fmtInt(f.js.acked)} acknowledged (${fmtInt(f.js.duplicates)} duplicates), ${fmtInt(f.js.failed)} refused, ${fmtInt(f.js.timeouts)} timed out, ${fmtInt(f.js.unavailable)} not published`);
-        notes.push(`CPU ${f.cpuPerMsgUs.toFixed(1)} us/msg msgserver${f.natsCpuPerMsgUs !== undefined ? `, ${f.natsCpuPerMsgUs.toFixed(1)} us/msg nats-server` : ''}`);
         const rss = f.runs.map((r) => r.server && r.server.rssBytes).filter(Boolean);
         if (rss.length) notes.push(`RSS after the runs ${(Math.max(...rss) / 1048576).toFixed(0)} MiB`);
         L.push(`- ${notes.join('; ')}.`);
@@ -811,23 +1116,29 @@ function render({ rows, m, loadBefore, loadAfter, secs }) {
     }
     const ms = fig.ms;
     if (ms) {
-      const notes = [`vs ceiling ${fmtRatio(row, ratio(row, ms, fig.ceil), false)}`, `vs Node ${fmtRatio(row, ratio(row, ms, fig.node), true)}`];
+      const notes = [
+        `vs written ceiling ${fmtRatio(row, ratio(row, ms, fig.wceil), false)}`,
+        `vs no-file ceiling ${fmtRatio(row, ratio(row, ms, fig.ceil), false)}`,
+        `vs Node ${fmtRatio(row, ratio(row, ms, fig.node), true)}`,
+      ];
       notes.push(`msgserver wrote ${fmtInt(ms.written)} records for ${fmtInt(ms.expected)} messages ACKed OK, ${ms.msgsPerWrite.toFixed(1)} records per write`);
       if (row.ackMode === 'durable') notes.push(`**${Number.isFinite(ms.msgsPerFsync) ? ms.msgsPerFsync.toFixed(0) : 'n/a'} messages per fsync**`);
       const rss = ms.runs.map((r) => r.server && r.server.rssBytes).filter(Boolean);
       if (rss.length) notes.push(`msgserver RSS after the runs ${(Math.max(...rss) / 1048576).toFixed(0)} MiB`);
       L.push(notes.join('; ') + '.', '');
-      for (const [t, ok] of rec.targets || []) L.push(`- target ${t}: ${ok ? 'met' : '**not met**'}`);
-      if ((rec.targets || []).length) L.push('');
     }
-    const samples = list.flatMap(({ key: k }) => (fig[k] ? fig[k].runs : []).flatMap((r) => (r.result ? r.result.errorSamples : [r.error]))).slice(0, 5);
+    for (const [t, ok] of rec.targets || []) L.push(`- target ${t}: ${ok ? 'met' : '**not met**'}`);
+    if ((rec.targets || []).length) L.push('');
+    const samples = list.flatMap(({ key: k }) => (fig[k] ? fig[k].runs : []).flatMap((r) => (r.result ? r.result.errorSamples || [] : [r.error]))).slice(0, 5);
     if (rec.error) samples.unshift(rec.error);
     if (samples.length) L.push('Errors seen:', '', ...samples.map((s) => `- ${s}`), '');
   }
   return L.join('\n') + '\n';
 }
 
-main().catch((err) => {
-  console.error(`bench: ${err.stack || err.message}`);
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(`bench: ${err.stack || err.message}`);
+    process.exit(1);
+  });
+}

@@ -95,7 +95,10 @@ void Listener::bind() {
 void Listener::start() {
   base_ = event_base_new();
   if (!base_) throw std::runtime_error("event_base_new failed");
-  listener_ = evconnlistener_new(base_, on_accept, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd_);
+  // Backlog 0: fd_ already listens with kListenBacklog. (-1 would make
+  // libevent call listen() again with 128, and a burst of connections would
+  // overflow that queue into SYN retransmits a second or more apart.)
+  listener_ = evconnlistener_new(base_, on_accept, this, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd_);
   if (!listener_) throw std::runtime_error("evconnlistener_new failed");
   evconnlistener_set_error_cb(listener_, on_accept_error);
   stop_event_ = event_new(base_, stop_notifier_.fd(), EV_READ, on_stop, this);

@@ -57,6 +57,7 @@ const ALLOWED: RegExp[] = [
   /^bench\/loadgen\/[^/]+\.(cc|h)$/, // the bench engine's sources, for source builds
   /^docs\/[^/]+\.md$/,
   /^bench\/BENCHMARKS\.md$/, // linked from the README
+  /^bench\/benchmarks-[a-z]+\.svg$/, // the plots BENCHMARKS.md shows
   /^examples\/(systemd\/msgserver\.service|docker\/Dockerfile)$/, // linked from docs/operations.md
   /^dist\/.+\.(js|js\.map|d\.ts)$/,
   /^prebuilds\/linux-(x64|arm64)\/(msgserver\.node|libevent_core-2\.1\.so\.7|msgbench\/msgbench\.node)$/,
