@@ -25,3 +25,6 @@ export type { Endpoint, ResolvedEndpoint } from './client/client';
 export type { SegmentInfo, SegmentHook, SegmentDeletedInfo, HookDropInfo, ReconfigureResult } from './server/server';
 export { LIVE_OPTIONS } from './server/server';
 export type { RetentionOptions } from './server/config';
+export { CredentialsError } from './server/credentials';
+export { TLS_DEFAULTS, AUTH_DEFAULTS } from './server/config';
+export type { TlsOptions, AuthOptions, ResolvedTls, ResolvedAuth, ClientAuth, TlsVersion, ClientIdRanges } from './server/config';

@@ -14,6 +14,7 @@
 #
 # The packages (Debian 12 names):
 #   cmake g++ make pkg-config libevent-dev   the native unit tests and source builds
+#   libssl-dev                               OpenSSL 3 headers (TLS; the addon uses Node's own OpenSSL)
 #   ninja-build                              faster native builds
 #   libnats-dev                              the JetStream sink in source builds
 # The test suites that need nats-server and haproxy skip without them
@@ -41,7 +42,7 @@ command -v apt-get >/dev/null 2>&1 ||
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
   die "node and npm are needed first (Node 20, 22, 24 or 26): https://nodejs.org/"
 
-packages="cmake g++ make pkg-config libevent-dev ninja-build libnats-dev"
+packages="cmake g++ make pkg-config libevent-dev libssl-dev ninja-build libnats-dev"
 arm64_packages=""
 if [ "$prebuilds" = 1 ]; then
   packages="$packages gcc dpkg-dev binutils g++-aarch64-linux-gnu qemu-user-static"
