@@ -26,3 +26,6 @@ export type { SegmentInfo, SegmentHook, SegmentDeletedInfo, HookDropInfo, Reconf
 export { LIVE_OPTIONS } from './server/server';
 export type { RetentionOptions } from './server/config';
 export { TlsError } from './errors';
+export { CredentialsError } from './server/credentials';
+export { TLS_DEFAULTS, AUTH_DEFAULTS } from './server/config';
+export type { TlsOptions, AuthOptions, ResolvedTls, ResolvedAuth, ClientAuth, TlsVersion, ClientIdRanges } from './server/config';

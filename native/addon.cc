@@ -40,6 +40,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("stats", &EngineWrap::Stats), InstanceMethod("setHooks", &EngineWrap::SetHooks),
                         InstanceMethod("setConnectionEvents", &EngineWrap::SetConnectionEvents),
                         InstanceMethod("reconfigure", &EngineWrap::Reconfigure),
+                        InstanceMethod("reload", &EngineWrap::Reload),
                         InstanceMethod("segmentArchived", &EngineWrap::SegmentArchived)});
   }
 
@@ -55,10 +56,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  private:
   // ---- lifecycle ----
 
-  // Synchronous: binding and opening the file happen here, so their errors
-  // are thrown to the caller. Returns the bound port.
+  // start(principals): synchronous: loading the TLS files, binding and
+  // opening the file happen here, so their errors are thrown to the caller.
+  // Returns the bound port.
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    std::vector<Principal> principals = principals_from_js(info[0]);
     if (engine_ && engine_->running()) {
       Napi::Error::New(env, "server is already running").ThrowAsJavaScriptException();
       return env.Undefined();
@@ -71,7 +74,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       engine_->hooks()->set_sink([this](HookBatch* b) { return post_messages(b); });
       engine_->hooks()->configure(hooks_.enabled, hooks_.block, hooks_.max_bytes);
       engine_->events().set_connection_events(connection_events_);
-      engine_->start();
+      engine_->start(std::move(principals));
     } catch (const SystemError& e) {
       engine_.reset();
       tsfn_.Release();
@@ -176,6 +179,20 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     config_ = c;
     if (engine_) engine_->reconfigure(c);
     return info.Env().Undefined();
+  }
+
+  // reload(principals): '' when the new credentials are in use, else why not
+  // (the old ones stay). lib turns the reason into an error with a code.
+  // A string in place of the principals: lib could not load them (the
+  // tokens file); counted as a failed reload, nothing changes.
+  Napi::Value Reload(const Napi::CallbackInfo& info) {
+    if (!engine_ || !engine_->running()) return Napi::String::New(info.Env(), "the server is not running");
+    if (info[0].IsString()) {
+      engine_->reload_failed();
+      return info[0];
+    }
+    std::vector<Principal> principals = principals_from_js(info[0]);
+    return Napi::String::New(info.Env(), engine_->reload(std::move(principals)));
   }
 
   // segmentArchived(path, ok): every archive hook resolved for the segment

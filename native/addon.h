@@ -3,6 +3,7 @@
 #pragma once
 #include <napi.h>
 
+#include "auth.h"
 #include "config.h"
 #include "engine.h"
 #include "events.h"
@@ -14,6 +15,9 @@ namespace msgs::binding {
 // mirror. Throws Napi::TypeError naming a field that is missing or of the
 // wrong type (a bug in lib, never a user's mistake).
 Config config_from_js(const Napi::Object& o);
+// The principals lib loaded (auth.tokensFile, auth.principals):
+// [{ name, token: boolean, sha256: Buffer(32) | null, clientIds: [from, to, ...] }].
+std::vector<Principal> principals_from_js(const Napi::Value& v);
 
 // addon_stats.cc: every counter, named by the one stats table.
 Napi::Object stats_to_js(Napi::Env env, const Engine& e);

@@ -1,6 +1,7 @@
 // lib's ResolvedConfig -> msgs::Config. One generic reader per type; the
 // fields come from the lists in config.h, so there is no per-option code.
 #include <cmath>
+#include <cstring>
 #include <string>
 
 #include "addon.h"
@@ -77,6 +78,15 @@ void read(const Napi::Object& o, const std::string& f, const Napi::Value& v, Fil
   read_enum(o, f, v, out, names);
 }
 
+void read(const Napi::Object& o, const std::string& f, const Napi::Value& v, ClientAuth* out) {
+  static const char* const names[] = {"none", "request", "require"};
+  read_enum(o, f, v, out, names);
+}
+void read(const Napi::Object& o, const std::string& f, const Napi::Value& v, TlsVersion* out) {
+  static const char* const names[] = {"TLSv1.2", "TLSv1.3"};
+  read_enum(o, f, v, out, names);
+}
+
 Napi::Object section(const Napi::Object& o, const std::string& field, const Napi::Value& v) {
   if (!v.IsObject()) bad(o, field, "an object");
   return v.As<Napi::Object>();
@@ -118,6 +128,25 @@ void read(const Napi::Object& root, const std::string& path, const Napi::Value& 
   MSGS_JETSTREAM_FIELDS(MSGS_READ_FIELD)
 }
 
+// null: plaintext.
+void read(const Napi::Object& root, const std::string& path, const Napi::Value& v, TlsConfig* out) {
+  out->enabled = !v.IsNull() && !v.IsUndefined();
+  if (!out->enabled) return;
+  Napi::Object s = section(root, path, v);
+  const std::string at = path + ".";
+  MSGS_TLS_FIELDS(MSGS_READ_FIELD)
+}
+
+// null: no authentication.
+void read(const Napi::Object& root, const std::string& path, const Napi::Value& v, AuthConfig* out) {
+  out->enabled = !v.IsNull() && !v.IsUndefined();
+  if (!out->enabled) return;
+  Napi::Object s = section(root, path, v);
+  const std::string at = path + ".";
+  MSGS_AUTH_FIELDS(MSGS_READ_FIELD)
+  out->certificate_map = s.Get("principals").IsObject();
+}
+
 }  // namespace
 
 Config config_from_js(const Napi::Object& root) {
@@ -127,6 +156,31 @@ Config config_from_js(const Napi::Object& root) {
   Config* out = &c;
   MSGS_CONFIG_FIELDS(MSGS_READ_FIELD)
   return c;
+}
+
+std::vector<Principal> principals_from_js(const Napi::Value& v) {
+  std::vector<Principal> out;
+  if (!v.IsArray()) return out;
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Object o = a.Get(i).As<Napi::Object>();
+    Principal p;
+    p.name = o.Get("name").As<Napi::String>().Utf8Value();
+    p.token = o.Get("token").ToBoolean().Value();
+    Napi::Value h = o.Get("sha256");
+    if (p.token) {
+      if (!h.IsBuffer() || h.As<Napi::Buffer<uint8_t>>().Length() != p.sha256.size()) {
+        throw Napi::TypeError::New(v.Env(), "msgserver: principal sha256 must be a 32-byte Buffer");
+      }
+      memcpy(p.sha256.data(), h.As<Napi::Buffer<uint8_t>>().Data(), p.sha256.size());
+    }
+    Napi::Array ids = o.Get("clientIds").As<Napi::Array>();
+    for (uint32_t k = 0; k + 1 < ids.Length(); k += 2) {
+      p.client_ids.emplace_back(ids.Get(k).As<Napi::Number>().Uint32Value(), ids.Get(k + 1).As<Napi::Number>().Uint32Value());
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
 }
 
 }  // namespace msgs::binding

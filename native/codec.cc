@@ -78,6 +78,44 @@ Parse parse_hello(const uint8_t* p, size_t n, uint32_t* client_id, ErrCode* err)
   return Parse::kOk;
 }
 
+Parse parse_hello_flags(const uint8_t* p, size_t n, uint32_t* client_id, uint8_t* flags, ErrCode* err) {
+  for (size_t i = 0; i < 4 && i < n; i++)
+    if (p[i] != kMagic[i]) return fail(err, kErrBadMagic);
+  if (n > 4 && p[4] != kVersion) return fail(err, kErrBadVersion);
+  if (n > 5 && (p[5] & ~kHelloFlagAuth) != 0) return fail(err, kErrBadHello);
+  if (n > 6 && p[6] != 0) return fail(err, kErrBadHello);
+  if (n > 7 && p[7] != 0) return fail(err, kErrBadHello);
+  if (n < kHelloSize) return Parse::kNeedMore;
+  put(flags, p[5]);
+  put(client_id, get_u32(p + 8));
+  return Parse::kOk;
+}
+
+Parse parse_auth(const uint8_t* p, size_t n, Auth* a, ErrCode* err, size_t* need_total) {
+  put(need_total, size_t(0));
+  if (n < kLengthSize + 1) return Parse::kNeedMore;
+  if (p[4] != kTypeAuth) return fail(err, kErrUnauthenticated);
+  uint32_t length = get_u32(p);
+  if (length < 3 || length > 2 + kMaxToken) return fail(err, kErrMalformed);
+  put(need_total, size_t(kLengthSize) + length);
+  if (n < kLengthSize + length) return Parse::kNeedMore;
+  if (a) {
+    a->size = uint32_t(kLengthSize + length);
+    a->mechanism = p[5];
+    a->token = p + 6;
+    a->token_len = uint16_t(length - 2);
+  }
+  return Parse::kOk;
+}
+
+size_t encode_auth(uint8_t* out, uint8_t mechanism, const uint8_t* token, size_t token_len) {
+  uint8_t* p = put_u32(out, uint32_t(2 + token_len));
+  *p++ = kTypeAuth;
+  *p++ = mechanism;
+  std::memcpy(p, token, token_len);
+  return kLengthSize + 2 + token_len;
+}
+
 Parse parse_hello_ok(const uint8_t* p, size_t n, HelloOk* out, ErrCode* err) {
   for (size_t i = 0; i < 4 && i < n; i++)
     if (p[i] != kMagic[i]) return fail(err, kErrBadMagic);
@@ -225,6 +263,8 @@ const char* err_code_name(uint8_t code) {
     case kErrHandshakeTimeout: return "HANDSHAKE_TIMEOUT";
     case kErrSlowFrame: return "SLOW_FRAME";
     case kErrInternal: return "INTERNAL";
+    case kErrUnauthenticated: return "UNAUTHENTICATED";
+    case kErrForbidden: return "FORBIDDEN";
   }
   return "UNKNOWN";
 }

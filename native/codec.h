@@ -17,6 +17,7 @@ constexpr size_t kMaxErrReason = 255;   // bytes of UTF-8
 constexpr size_t kMaxErrFrameSize = kLengthSize + 2 + kMaxErrReason;
 
 constexpr uint8_t kTypeMsg = 0x01;
+constexpr uint8_t kTypeAuth = 0x02;     // client -> server, right after HELLO
 constexpr uint8_t kTypeAck = 0x81;
 constexpr uint8_t kTypeErr = 0x82;
 
@@ -34,6 +35,8 @@ enum ErrCode : uint8_t {
   kErrHandshakeTimeout = 10,// no complete HELLO in time
   kErrSlowFrame = 11,       // a frame started but not finished in time
   kErrInternal = 12,        // server-side failure
+  kErrUnauthenticated = 13, // missing, unknown or wrong credentials; AUTH not announced
+  kErrForbidden = 14,       // the accepted principal may not use this client_id
 };
 
 // ACK statuses: the connection stays open.
@@ -47,7 +50,7 @@ enum AckStatus : uint8_t {
 
 // How many of each there are (counters are arrays indexed by them): a new
 // code or status moves these, and every array with them.
-constexpr int kErrCodeCount = kErrInternal + 1;             // codes are 1..kErrCodeCount-1
+constexpr int kErrCodeCount = kErrForbidden + 1;            // codes are 1..kErrCodeCount-1
 constexpr int kAckStatusCount = kAckReplicationFailed + 1;  // statuses are 0..kAckStatusCount-1
 
 // Result of a parse step.
@@ -57,6 +60,30 @@ enum class Parse { kNeedMore, kOk, kError };
 // Checks the magic as soon as the bytes are there (a client that sends
 // garbage gets its ERR without having to send 12 bytes).
 Parse parse_hello(const uint8_t* p, size_t n, uint32_t* client_id, ErrCode* err);
+
+// HELLO flags bit 0: an AUTH frame follows the HELLO.
+constexpr uint8_t kHelloFlagAuth = 0x01;
+
+// HELLO as the server reads it: like parse_hello, but flags bit 0 (an AUTH
+// frame follows) is accepted and reported in *flags; other bits are BAD_HELLO.
+Parse parse_hello_flags(const uint8_t* p, size_t n, uint32_t* client_id, uint8_t* flags, ErrCode* err);
+
+// AUTH: u32 length | u8 type 0x02 | u8 mechanism | token[length - 2].
+constexpr uint8_t kAuthToken = 1;       // mechanism 1: a bearer token
+constexpr size_t kMaxToken = 1024;
+constexpr size_t kMaxAuthFrameSize = kLengthSize + 2 + kMaxToken;
+struct Auth {
+  uint32_t size;            // whole frame including the length field
+  uint8_t mechanism;        // reported, not judged: the caller checks it
+  const uint8_t* token;     // points into the input buffer
+  uint16_t token_len;       // 1..kMaxToken
+};
+// The frame after a HELLO that announced AUTH. kError: a frame of another
+// type (*err = kErrUnauthenticated: the announced AUTH did not come), or a
+// token length outside 1..kMaxToken (*err = kErrMalformed). *need_total as
+// for parse_frame. Never asks for more than kMaxAuthFrameSize bytes.
+Parse parse_auth(const uint8_t* p, size_t n, Auth* a, ErrCode* err, size_t* need_total);
+size_t encode_auth(uint8_t* out, uint8_t mechanism, const uint8_t* token, size_t token_len);
 
 // One frame from the client (only MSG is accepted).
 struct Frame {

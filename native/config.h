@@ -18,6 +18,8 @@ enum class AckMode : uint8_t { kReceived, kWritten, kDurable, kReplicated };
 enum class FsyncPolicy : uint8_t { kNever, kInterval, kBatch };
 enum class Protocol : uint8_t { kV1, kLegacy };
 enum class FileFormat : uint8_t { kBinary, kText };
+enum class ClientAuth : uint8_t { kNone, kRequest, kRequire };
+enum class TlsVersion : uint8_t { kTls12, kTls13 };
 
 #define MSGS_DECLARE_FIELD(type, member, js) type member;
 
@@ -68,7 +70,8 @@ struct BatchConfig {
   X(uint32_t, handshake_timeout_ms, "handshakeTimeoutMs")                          \
   X(uint32_t, frame_timeout_ms, "frameTimeoutMs")                                  \
   X(uint64_t, max_queue_bytes, "maxQueueBytes")                                    \
-  X(uint64_t, max_inflight_bytes_per_connection, "maxInflightBytesPerConnection")
+  X(uint64_t, max_inflight_bytes_per_connection, "maxInflightBytesPerConnection") \
+  X(uint64_t, max_partial_frame_bytes, "maxPartialFrameBytes")
 struct LimitsConfig {
   MSGS_LIMITS_FIELDS(MSGS_DECLARE_FIELD)
 };
@@ -89,6 +92,34 @@ struct JetStreamConfig {
   MSGS_JETSTREAM_FIELDS(MSGS_DECLARE_FIELD)
 };
 
+// tls (docs/security.md): null when off (`enabled` says which). PEM file
+// paths; ca, ciphers and ciphersuites are '' when not given.
+#define MSGS_TLS_FIELDS(X)                        \
+  X(std::string, cert, "cert")                    \
+  X(std::string, key, "key")                      \
+  X(std::string, ca, "ca")                        \
+  X(ClientAuth, client_auth, "clientAuth")        \
+  X(TlsVersion, min_version, "minVersion")        \
+  X(std::string, ciphers, "ciphers")              \
+  X(std::string, ciphersuites, "ciphersuites")
+struct TlsConfig {
+  bool enabled = false;
+  MSGS_TLS_FIELDS(MSGS_DECLARE_FIELD)
+};
+
+// auth: null when off. The tokens and certificate principals themselves are
+// loaded by lib and handed over at start and reload (auth.h: Principal);
+// certificate_map is true when auth.principals was given.
+#define MSGS_AUTH_FIELDS(X)                        \
+  X(std::string, tokens_file, "tokensFile")        \
+  X(bool, required, "required")                    \
+  X(bool, allow_plaintext, "allowPlaintext")
+struct AuthConfig {
+  bool enabled = false;
+  bool certificate_map = false;
+  MSGS_AUTH_FIELDS(MSGS_DECLARE_FIELD)
+};
+
 #define MSGS_CONFIG_FIELDS(X)                       \
   X(std::string, host, "host")                      \
   X(uint16_t, port, "port")                         \
@@ -98,7 +129,9 @@ struct JetStreamConfig {
   X(FileConfig, file, "file")                       \
   X(BatchConfig, batch, "batch")                    \
   X(LimitsConfig, limits, "limits")                 \
-  X(JetStreamConfig, jetstream, "jetstream")
+  X(JetStreamConfig, jetstream, "jetstream")       \
+  X(TlsConfig, tls, "tls")                          \
+  X(AuthConfig, auth, "auth")
 struct Config {
   MSGS_CONFIG_FIELDS(MSGS_DECLARE_FIELD)
 };

@@ -3,6 +3,7 @@
 #include <csignal>
 #include <stdexcept>
 
+#include "system_error.h"
 #include "time_util.h"
 
 namespace msgs {
@@ -18,7 +19,8 @@ Engine::~Engine() {
 void Engine::build() {
   std::vector<ServiceLoop*> loops;
   for (uint32_t i = 0; i < cfg_.service_threads; i++) {
-    services_.push_back(std::make_unique<ServiceLoop>(cfg_, live_, i, queue_, events_, open_connections_));
+    services_.push_back(std::make_unique<ServiceLoop>(cfg_, live_, i, queue_, events_, open_connections_,
+                                                      credentials_, partial_bytes_));
     route_.add_owner(services_.back()->completions(), services_.back()->wake());
     loops.push_back(services_.back().get());
   }
@@ -54,9 +56,19 @@ void Engine::teardown() {
   services_.clear();
 }
 
-void Engine::start() {
+void Engine::start(std::vector<Principal> principals) {
   if (started_) throw std::runtime_error("an engine starts once");
   started_ = true;
+  // The credentials first: a bad certificate fails listen() before the port
+  // is bound or the log opened.
+  std::string error;
+  std::shared_ptr<const Security> sec = make_security(cfg_, std::move(principals), &error);
+  if (!sec) {
+    SystemError e("cannot use the TLS configuration: " + error);
+    e.code = "ERR_MSGS_TLS_FILES";
+    throw e;
+  }
+  credentials_.set(std::move(sec));
   // A file-size limit (RLIMIT_FSIZE) must turn into EFBIG, answered with
   // WRITE_FAILED, not kill the whole process. Only the default action is
   // replaced; a handler someone installed stays.
@@ -90,6 +102,18 @@ void Engine::start() {
 void Engine::reconfigure(const Config& cfg) {
   live_.apply(cfg);
   if (running_) writer_wake_.signal();
+}
+
+std::string Engine::reload(std::vector<Principal> principals) {
+  std::string error;
+  std::shared_ptr<const Security> sec = make_security(cfg_, std::move(principals), &error);
+  if (!sec) {
+    reload_failures_.add();
+    return error;
+  }
+  credentials_.set(std::move(sec));
+  reloads_.add();
+  return "";
 }
 
 void Engine::segment_archived(const std::string& path) {

@@ -6,8 +6,10 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "auth.h"
 #include "completion_route.h"
 #include "config.h"
 #include "events.h"
@@ -38,8 +40,10 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Binds the port, opens and recovers the log, connects the sinks, starts
-  // every thread. Throws std::runtime_error with a message fit for the user.
-  void start();
+  // every thread. Throws std::runtime_error with a message fit for the user
+  // (a SystemError with code ERR_MSGS_TLS_FILES when the TLS files cannot be used).
+  // `principals`: the auth section's token holders and certificate names.
+  void start(std::vector<Principal> principals = {});
   // Stops accepting, lets the service threads finish what they parsed, has
   // the writer flush and fsync, sends the ACKs, closes every connection and
   // joins all threads. Idempotent. Blocks: call it off the JS thread.
@@ -57,6 +61,17 @@ class Engine {
   // rest of `cfg` is ignored: lib reports those as needing a restart). The
   // writer is woken to apply retention and the disk guard at once.
   void reconfigure(const Config& cfg);
+  // server.reload(): builds new credentials from the tls files (read again
+  // now) and `principals` (lib read the tokens file again); new
+  // connections use them, open ones keep theirs. On failure the old ones
+  // stay and the reason is returned ('' on success); counted either way.
+  std::string reload(std::vector<Principal> principals);
+  // A reload lib could not even start (the tokens file): counted only.
+  void reload_failed() { reload_failures_.add(); }
+  uint64_t reloads() const { return reloads_.get(); }
+  uint64_t reload_failures() const { return reload_failures_.get(); }
+  // Bytes held in unfinished frames across the service threads (gauge).
+  uint64_t partial_bytes() const { return partial_bytes_.load(std::memory_order_relaxed); }
   // Every archive hook resolved for this closed segment (afterArchive).
   void segment_archived(const std::string& path);
   // An archive hook rejected for a segment (counted: stats().archiveFailures).
@@ -88,6 +103,10 @@ class Engine {
   bool started_ = false;  // an engine starts once: the queue and the route keep its wiring
   bool running_ = false;
   std::atomic<uint32_t> open_connections_{0};
+  std::atomic<uint64_t> partial_bytes_{0};  // limits.maxPartialFrameBytes; relaxed (service_loop.cc)
+  Credentials credentials_;
+  Counter reloads_;          // Node thread only
+  Counter reload_failures_;  // Node thread only
   Notifier writer_wake_;
   SharedQueue queue_{cfg_.limits.max_queue_bytes, writer_wake_};
   CompletionRoute route_;

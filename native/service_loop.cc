@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "time_util.h"
+#include "tls.h"
 
 namespace msgs {
 
@@ -31,10 +32,21 @@ constexpr uint64_t kDrainLingerMs = 1000;
 constexpr int kPauseCheckMs = 250;            // a paused thread looks around at least this often
 constexpr long kSweepIntervalUs = 250 * 1000; // timeouts are checked by one sweep, not a timer each
 constexpr uint64_t kHintIntervalMs = 10000;   // protocol-mismatch hints: one log line per thread per interval
+// TLS handshake steps (each may cost a signature) per loop pass: the rest
+// wait for the next pass, so a burst of new connections cannot starve the
+// open ones of this thread.
+constexpr uint32_t kHandshakesPerPass = 16;
+// Partial-frame bytes a connection holds without drawing on
+// limits.maxPartialFrameBytes: the HELLO and AUTH fit, and so does the tail
+// of a read of small frames (part of the documented per-connection overhead).
+constexpr size_t kPartialAllowance = 4096;
 
 // The protocol-mismatch hints are logged at most once per interval by each
 // service thread (the thread that parses is the one that logs).
 thread_local RateLimit t_hint_log{kHintIntervalMs};
+// Refused TLS handshakes and credentials: one line per thread per interval.
+thread_local RateLimit t_tls_log{kHintIntervalMs};
+thread_local RateLimit t_auth_log{kHintIntervalMs};
 
 const char kLegacyOnV1Reason[] =
     "bad magic: expected \"MSGS\" HELLO; this looks like a legacy client (1160-byte structs): "
@@ -50,6 +62,14 @@ bool looks_legacy(const uint8_t* p, size_t n) {
   while (i < end && p[i] >= 0x20 && p[i] != 0x7f) i++;
   while (i < end && p[i] == 0) i++;
   return i == end;
+}
+
+const char kTlsOnPlainReason[] =
+    "bad magic: this looks like a TLS ClientHello (0x16 0x03): this port speaks plaintext";
+
+// A TLS record header (handshake, version 3.x) where a HELLO should be.
+bool looks_tls(const uint8_t* p, size_t n) {
+  return n >= 2 && p[0] == 0x16 && p[1] == 0x03;
 }
 
 // A v1 HELLO ("MSGS", version 1) at the start of a legacy port's connection.
@@ -69,6 +89,9 @@ struct ServiceLoop::Conn {
   bool closed = false;        // freed by flush_dirty (it was on the dirty list)
   bool writing = false;       // write event armed
   bool shut = false;          // shutdown(SHUT_WR) done
+  bool read_wants_write = false;  // TLS: a read waits for the socket to be writable
+  bool write_wants_read = false;  // TLS: a write waits for the socket to be readable
+  bool budget_wait = false;       // waiting for limits.maxPartialFrameBytes
   uint8_t err_code = 0;
   uint8_t run_status = 0;
   uint32_t client_id = 0;
@@ -90,6 +113,9 @@ struct ServiceLoop::Conn {
   size_t in_len = 0, in_cap = 0;
   uint8_t* out = nullptr;     // bytes the socket did not take yet
   size_t out_len = 0, out_cap = 0;
+  size_t charged = 0;         // bytes drawn from limits.maxPartialFrameBytes
+  std::shared_ptr<const Security> sec;  // the credentials it was accepted with
+  std::unique_ptr<TlsSession> tls;      // null on a plaintext port
 };
 
 namespace {
@@ -133,13 +159,17 @@ std::string peer_address(int fd) {
 }  // namespace
 
 ServiceLoop::ServiceLoop(const Config& cfg, const LiveSettings& live, uint32_t index, SharedQueue& queue,
-                         Events& events, std::atomic<uint32_t>& open_connections)
+                         Events& events, std::atomic<uint32_t>& open_connections, const Credentials& credentials,
+                         std::atomic<uint64_t>& partial_bytes)
     : cfg_(cfg),
       live_(live),
       index_(index),
       queue_(queue),
       events_(events),
       open_connections_(open_connections),
+      credentials_(credentials),
+      partial_bytes_(partial_bytes),
+      partial_budget_(cfg.limits.max_partial_frame_bytes),
       producer_(queue.add_producer(notifier_)),
       legacy_(cfg.protocol == Protocol::kLegacy) {
   base_ = event_base_new();
@@ -220,7 +250,10 @@ void ServiceLoop::run() {
     // acquire: see drain_deadline_ms_ if the flag is set.
     bool work = !handoffs_.empty() || !completions_.empty() ||
                 (!draining_ && drain_requested_.load(std::memory_order_acquire));
+    handshake_budget_ = kHandshakesPerPass;
+    handshakes_deferred_ = 0;
     event_base_loop(base_, work ? EVLOOP_NONBLOCK : EVLOOP_ONCE);
+    stats.handshakes_waiting.set(handshakes_deferred_);
     notifier_.cancel_sleep();
     flush_batch();
     flush_dirty();
@@ -285,12 +318,18 @@ void ServiceLoop::add_connection(HandOff* h) {
   c->gen = slots_[c->slot].gen;
   c->accepted_ms = c->last_activity_ms = monotonic_ms();
   if (legacy_) c->state = State::kOpen;  // no handshake
+  c->sec = credentials_.get();  // once per connection: a reload affects new ones only
+  if (c->sec && c->sec->tls) {
+    c->tls = std::make_unique<TlsSession>(c->sec->tls->ctx(), fd);
+    c->state = State::kTls;
+  }
   c->ev_read = event_new(base_, fd, EV_READ | EV_PERSIST, on_read_cb, c);
   event_add(c->ev_read, nullptr);
   c->id = events_.next_connection_id();
   if (events_.connection_events()) events_.emit(ConnectionEvent{c->id, format_address(addr), index_});
   stats.accepted.add();
   stats.connections.add();
+  if (c->tls && !c->tls->ssl()) handshake_failed(c, "cannot create a TLS session (out of memory)");
 }
 
 ServiceLoop::Conn* ServiceLoop::lookup(uint32_t slot, uint32_t gen) {
@@ -303,7 +342,9 @@ void ServiceLoop::set_reading(Conn* c, bool on) {
   c->reading = on;
   if (on) {
     event_add(c->ev_read, nullptr);
-  } else {
+    // Bytes OpenSSL already holds will not wake epoll.
+    if (c->tls && c->tls->ssl() && c->tls->has_pending()) event_active(c->ev_read, EV_READ, 0);
+  } else if (!c->write_wants_read) {
     event_del(c->ev_read);
   }
 }
@@ -316,6 +357,9 @@ void ServiceLoop::close_conn(Conn* c, const char* reason) {
   if (events_.connection_events()) events_.emit(DisconnectEvent{c->id, reason, c->messages, c->acks_owed});
   event_free(c->ev_read);
   if (c->ev_write) event_free(c->ev_write);
+  c->tls.reset();
+  c->sec.reset();
+  charge_partial(c, 0, true);
   close(c->fd);
   Slot& s = slots_[c->slot];
   s.conn = nullptr;
@@ -341,10 +385,22 @@ void ServiceLoop::on_read_cb(evutil_socket_t, short, void* arg) {
 }
 
 void ServiceLoop::on_read(Conn* c) {
+  if (c->write_wants_read) {  // TLS: the pending write waited for this
+    c->write_wants_read = false;
+    if (!write_out(c)) return;
+    if (!c->reading) {
+      event_del(c->ev_read);
+      return;
+    }
+  }
+  if (c->state == State::kTls) {
+    handshake_step(c);
+    return;
+  }
   if (c->state == State::kLinger) {
     uint8_t sink[16384];
-    ssize_t n = recv(c->fd, sink, sizeof sink, 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) close_conn(c, c->err_reason);
+    ssize_t n = conn_recv(c, sink, sizeof sink);
+    if (n < 0) close_conn(c, c->err_reason);
     return;
   }
   if (c->state == State::kFailing) return;
@@ -368,16 +424,24 @@ void ServiceLoop::on_read(Conn* c) {
   size_t carry = c->in_len;
   size_t want = kReadChunk;
   if (c->need_total > carry) want = std::max(want, c->need_total - carry);
+  if (over_budget()) {
+    // The budget is spent: read only what leaves at most the allowance
+    // unfinished, so small frames still get through and nothing is charged.
+    if (carry >= kPartialAllowance) {
+      wait_for_budget(c);
+      return;
+    }
+    want = kPartialAllowance - carry;
+  }
   if (batch_->used > 0 && batch_->used + carry + want > kMaxBlock) flush_batch();
   batch_->reserve(carry + want);
   if (batch_->msgs.empty()) batch_->time_us = realtime_us();
   uint8_t* base = batch_->data + batch_->used;
   if (carry) memcpy(base, c->in, carry);
-  ssize_t n = recv(c->fd, base + carry, want, 0);
+  ssize_t n = conn_recv(c, base + carry, want);
   stats.read_calls.add();
   if (n <= 0) {
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    close_conn(c, n == 0 ? "closed by client" : "reset by client");
+    if (n < 0) close_conn(c, n == -1 ? "closed by client" : "reset by client");
     return;
   }
   stats.bytes_in.add(static_cast<uint64_t>(n));
@@ -388,14 +452,21 @@ void ServiceLoop::on_read(Conn* c) {
 }
 
 // A frame too big to copy around on every read: gather it in the
-// connection's own buffer, then move it into the batch once, whole.
+// connection's own buffer, then move it into the batch once, whole. The
+// whole frame is drawn from the partial-frame budget before the buffer
+// grows; without room the connection waits (TCP back-pressure) and, past
+// frameTimeoutMs, gets SLOW_FRAME.
 bool ServiceLoop::read_large_frame(Conn* c) {
+  if (!charge_partial(c, c->need_total, false)) {
+    wait_for_budget(c);
+    return false;
+  }
+  c->budget_wait = false;
   grow(&c->in, &c->in_cap, c->need_total);
-  ssize_t n = recv(c->fd, c->in + c->in_len, c->need_total - c->in_len, 0);
+  ssize_t n = conn_recv(c, c->in + c->in_len, c->need_total - c->in_len);
   stats.read_calls.add();
   if (n <= 0) {
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return false;
-    close_conn(c, n == 0 ? "closed by client" : "reset by client");
+    if (n < 0) close_conn(c, n == -1 ? "closed by client" : "reset by client");
     return false;
   }
   stats.bytes_in.add(static_cast<uint64_t>(n));
@@ -413,39 +484,187 @@ bool ServiceLoop::read_large_frame(Conn* c) {
   return true;
 }
 
+// ---------------------------------------------------------------------------
+// Transport: plaintext or TLS, one read path. Both return the bytes moved
+// (> 0), 0 when the socket would block, -1 when the peer closed, -2 on an
+// error.
+
+ssize_t ServiceLoop::conn_recv(Conn* c, uint8_t* buf, size_t len) {
+  if (!c->tls) {
+    ssize_t n = recv(c->fd, buf, len, 0);
+    if (n > 0) return n;
+    if (n == 0) return -1;
+    return errno == EAGAIN || errno == EINTR ? 0 : -2;
+  }
+  size_t n = 0;
+  switch (c->tls->read(buf, len, &n)) {
+    case TlsIo::kOk:
+      // Stopped with the buffer full: what OpenSSL still holds will not wake
+      // epoll, so come back for it in this loop's next round.
+      if (c->tls->has_pending()) event_active(c->ev_read, EV_READ, 0);
+      break;
+    case TlsIo::kWantRead:
+      break;
+    case TlsIo::kWantWrite:
+      c->read_wants_write = true;
+      arm_write(c);
+      break;
+    case TlsIo::kClosed:
+      if (n == 0) return -1;
+      break;  // the next read reports the close
+    case TlsIo::kError:
+      if (n == 0) return -2;
+      break;
+  }
+  return static_cast<ssize_t>(n);
+}
+
+ssize_t ServiceLoop::conn_send(Conn* c, const uint8_t* buf, size_t len) {
+  if (!c->tls) {
+    ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+    if (n > 0) return n;
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
+    return -2;
+  }
+  size_t n = 0;
+  switch (c->tls->write(buf, len, &n)) {
+    case TlsIo::kOk:
+    case TlsIo::kWantWrite:
+      break;
+    case TlsIo::kWantRead:
+      // The write goes on when the socket is readable: on_read retries it.
+      c->write_wants_read = true;
+      event_add(c->ev_read, nullptr);
+      break;
+    case TlsIo::kClosed:
+    case TlsIo::kError:
+      if (n == 0) return -2;
+      break;
+  }
+  return static_cast<ssize_t>(n);
+}
+
+void ServiceLoop::arm_write(Conn* c) {
+  if (!c->ev_write) c->ev_write = event_new(base_, c->fd, EV_WRITE | EV_PERSIST, on_write_cb, c);
+  if (!c->writing) {
+    event_add(c->ev_write, nullptr);
+    c->writing = true;
+  }
+}
+
+// One step of the TLS handshake, at most kHandshakesPerPass per loop pass.
+void ServiceLoop::handshake_step(Conn* c) {
+  if (handshake_budget_ == 0) {
+    // Level-triggered: the socket is still readable (or writable) next pass.
+    handshakes_deferred_++;
+    stats.handshake_waits.add();
+    return;
+  }
+  handshake_budget_--;
+  switch (c->tls->handshake()) {
+    case TlsIo::kOk:
+      stats.tls_handshakes.add();
+      c->state = State::kHello;
+      c->accepted_ms = monotonic_ms();  // handshakeTimeoutMs again for the HELLO
+      if (c->writing && c->out_len == 0) {
+        event_del(c->ev_write);
+        c->writing = false;
+      }
+      // The client's HELLO may have come with its last handshake flight.
+      event_active(c->ev_read, EV_READ, 0);
+      return;
+    case TlsIo::kWantRead:
+      if (c->writing) {
+        event_del(c->ev_write);
+        c->writing = false;
+      }
+      return;
+    case TlsIo::kWantWrite:
+      arm_write(c);
+      return;
+    case TlsIo::kClosed:
+      handshake_failed(c, "connection closed during the handshake");
+      return;
+    case TlsIo::kError:
+      handshake_failed(c, tls_error_reason());
+      return;
+  }
+}
+
+// No ERR frame can reach a peer that does not speak TLS: count, log (at most
+// once per interval), close.
+void ServiceLoop::handshake_failed(Conn* c, const std::string& why) {
+  stats.tls_failures.add();
+  if (t_tls_log.allow(monotonic_ms())) {
+    events_.log(LogLevel::kWarn, "TLS handshake with " + peer_address(c->fd) + " failed: " + why +
+                                     " (a plaintext client on a TLS port, a certificate the server does not "
+                                     "trust, or no common protocol version; further failures counted in "
+                                     "tlsHandshakeFailures)");
+  }
+  close_conn(c, "TLS handshake failed");
+}
+
+// ---------------------------------------------------------------------------
+// The partial-frame budget (limits.maxPartialFrameBytes). One counter shared
+// by every service thread; relaxed is enough: each thread's own additions
+// are exact (atomic read-modify-write), nothing else is published through
+// it, and a value read a moment stale only lets one more read through or
+// makes one connection wait for the next retry.
+
+bool ServiceLoop::over_budget() const {
+  return partial_bytes_.load(std::memory_order_relaxed) >= partial_budget_;
+}
+
+// Sets c's charge for holding `bytes` of an unfinished frame (the allowance
+// is free). Without `force`, fails when the budget has no room; with it (the
+// bytes are already read), always succeeds.
+bool ServiceLoop::charge_partial(Conn* c, size_t bytes, bool force) {
+  size_t want = bytes > kPartialAllowance ? bytes - kPartialAllowance : 0;
+  if (want <= c->charged) {
+    if (want < c->charged) partial_bytes_.fetch_sub(c->charged - want, std::memory_order_relaxed);
+    c->charged = want;
+    return true;
+  }
+  size_t delta = want - c->charged;
+  uint64_t before = partial_bytes_.fetch_add(delta, std::memory_order_relaxed);
+  if (!force && before + delta > partial_budget_) {
+    partial_bytes_.fetch_sub(delta, std::memory_order_relaxed);
+    return false;
+  }
+  c->charged = want;
+  return true;
+}
+
+// Stop reading c until the sweep finds room again (it retries every waiter).
+void ServiceLoop::wait_for_budget(Conn* c) {
+  if (!c->budget_wait) {
+    c->budget_wait = true;
+    stats.partial_waits.add();
+  }
+  set_reading(c, false);
+  budget_waiters_.emplace_back(c->slot, c->gen);
+}
+
+void ServiceLoop::resume_budget_waiters() {
+  std::vector<std::pair<uint32_t, uint32_t>> waiters;
+  waiters.swap(budget_waiters_);
+  for (const auto& w : waiters) {
+    Conn* c = lookup(w.first, w.second);
+    if (c && c->state == State::kOpen && !draining_) set_reading(c, true);
+  }
+}
+
 // Parses what `base` holds for connection c; returns the bytes consumed by
 // complete frames (they stay in the batch block, referenced by MsgRefs).
 size_t ServiceLoop::parse(Conn* c, uint8_t* base, size_t avail) {
   if (legacy_) return parse_legacy(c, base, avail);
   size_t pos = 0;
   if (c->state == State::kHello) {
-    wire::ErrCode err;
-    switch (wire::parse_hello(base, avail, &c->client_id, &err)) {
-      case wire::Parse::kNeedMore:
-        return 0;
-      case wire::Parse::kError:
-        if (err == wire::kErrBadMagic && looks_legacy(base, avail)) {
-          if (t_hint_log.allow(monotonic_ms())) {
-            events_.log(LogLevel::kWarn, "connection from " + peer_address(c->fd) +
-                                             " sent what looks like a legacy 1160-byte struct, but this server "
-                                             "speaks protocol: 'v1' (refused with ERR BAD_MAGIC): serve legacy "
-                                             "clients with protocol: 'legacy' (--protocol legacy)");
-          }
-          fail(c, err, kLegacyOnV1Reason);
-          return 0;
-        }
-        fail(c, err, err == wire::kErrBadMagic     ? "bad magic: expected \"MSGS\" HELLO"
-                     : err == wire::kErrBadVersion ? "unsupported protocol version (server speaks 1)"
-                                                   : "bad HELLO: flags and reserved must be zero");
-        return 0;
-      case wire::Parse::kOk:
-        break;
-    }
-    c->state = State::kOpen;
-    uint8_t ok[wire::kHelloSize];
-    append_out(c, ok, wire::encode_hello_ok(ok, 0, cfg_.limits.max_message_bytes));
-    mark_dirty(c);
-    pos = wire::kHelloSize;
+    pos = parse_hello(c, base, avail);
+    if (pos == 0) return 0;
+  }
+  if (c->state == State::kAuth) {
+    pos = parse_auth(c, base, avail, pos);
   }
   while (c->state == State::kOpen && pos < avail) {
     wire::Frame f;
@@ -457,6 +676,10 @@ size_t ServiceLoop::parse(Conn* c, uint8_t* base, size_t avail) {
       break;
     }
     if (r == wire::Parse::kError) {
+      if (err == wire::kErrUnknownType && base[pos + wire::kLengthSize] == wire::kTypeAuth) {
+        refuse(c, wire::kErrUnauthenticated, nullptr);  // AUTH not announced in the HELLO
+        break;
+      }
       fail(c, err, err == wire::kErrFrameTooLarge ? "frame length over the limit"
                    : err == wire::kErrUnknownType ? "unknown frame type"
                                                   : "malformed frame");
@@ -467,6 +690,139 @@ size_t ServiceLoop::parse(Conn* c, uint8_t* base, size_t avail) {
     c->need_total = 0;
   }
   return pos;
+}
+
+// The HELLO; returns the bytes it took (0: not complete, or refused).
+size_t ServiceLoop::parse_hello(Conn* c, uint8_t* base, size_t avail) {
+  wire::ErrCode err;
+  uint8_t flags = 0;
+  switch (wire::parse_hello_flags(base, avail, &c->client_id, &flags, &err)) {
+    case wire::Parse::kNeedMore:
+      return 0;
+    case wire::Parse::kError:
+      if (err == wire::kErrBadMagic && looks_legacy(base, avail)) {
+        if (t_hint_log.allow(monotonic_ms())) {
+          events_.log(LogLevel::kWarn, "connection from " + peer_address(c->fd) +
+                                           " sent what looks like a legacy 1160-byte struct, but this server "
+                                           "speaks protocol: 'v1' (refused with ERR BAD_MAGIC): serve legacy "
+                                           "clients with protocol: 'legacy' (--protocol legacy)");
+        }
+        fail(c, err, kLegacyOnV1Reason);
+        return 0;
+      }
+      if (err == wire::kErrBadMagic && !c->tls && looks_tls(base, avail)) {
+        if (t_hint_log.allow(monotonic_ms())) {
+          events_.log(LogLevel::kWarn, "connection from " + peer_address(c->fd) +
+                                           " sent what looks like a TLS ClientHello, but this port speaks "
+                                           "plaintext (refused with ERR BAD_MAGIC): configure tls on the server "
+                                           "(--tls-cert, --tls-key) or connect without TLS");
+        }
+        fail(c, err, kTlsOnPlainReason);
+        return 0;
+      }
+      fail(c, err, err == wire::kErrBadMagic     ? "bad magic: expected \"MSGS\" HELLO"
+                   : err == wire::kErrBadVersion ? "unsupported protocol version (server speaks 1)"
+                                                 : "bad HELLO: flags other than bit 0 (AUTH follows) and reserved must be zero");
+      return 0;
+    case wire::Parse::kOk:
+      break;
+  }
+  if (flags & wire::kHelloFlagAuth) {
+    c->state = State::kAuth;
+  } else if (!admit(c, nullptr)) {
+    return 0;
+  }
+  return wire::kHelloSize;
+}
+
+// The AUTH frame at base + pos; returns the bytes taken up to its end (pos
+// when it is not complete yet: nothing after it is looked at before then).
+size_t ServiceLoop::parse_auth(Conn* c, uint8_t* base, size_t avail, size_t pos) {
+  wire::Auth a;
+  wire::ErrCode err;
+  size_t need = 0;
+  switch (wire::parse_auth(base + pos, avail - pos, &a, &err, &need)) {
+    case wire::Parse::kNeedMore:
+      c->need_total = need;
+      return pos;
+    case wire::Parse::kError:
+      if (err == wire::kErrUnauthenticated) {
+        refuse(c, err, nullptr);
+      } else {
+        fail(c, err, "malformed AUTH frame (token of 1..1024 bytes expected)");
+      }
+      return pos;
+    case wire::Parse::kOk:
+      break;
+  }
+  c->need_total = 0;
+  const Principal* p = nullptr;
+  if (a.mechanism == wire::kAuthToken && c->sec && c->sec->auth_enabled) {
+    p = c->sec->auth.check_token(a.token, a.token_len);
+  }
+  if (!p) {
+    refuse(c, wire::kErrUnauthenticated, nullptr);
+    return pos;
+  }
+  if (!admit(c, p)) return pos;
+  return pos + a.size;
+}
+
+// Decides whether c may write as its HELLO's client id: `principal` is the
+// token's holder (null without a token); a verified client certificate names
+// one too. On success the connection is open and HELLO_OK is queued.
+bool ServiceLoop::admit(Conn* c, const Principal* principal) {
+  bool certificate_any = false;  // a verified certificate, no auth.principals map
+  if (!principal && c->tls) {
+    std::string cn = c->tls->peer_common_name();
+    if (!cn.empty()) {
+      if (c->sec->auth_enabled && c->sec->auth.certificate_map()) {
+        principal = c->sec->auth.find_certificate(cn);
+        if (!principal) {
+          refuse(c, wire::kErrForbidden, cn.c_str());
+          return false;
+        }
+      } else {
+        certificate_any = true;
+      }
+    }
+  }
+  if (c->sec && c->sec->auth_enabled) {
+    if (principal) {
+      if (!principal->allows(c->client_id)) {
+        refuse(c, wire::kErrForbidden, principal->name.c_str());
+        return false;
+      }
+    } else if (!certificate_any) {
+      if (c->sec->auth_required) {
+        refuse(c, wire::kErrUnauthenticated, nullptr);
+        return false;
+      }
+      // Not required: an anonymous client may use only ids no principal owns.
+      if (c->sec->auth.claimed(c->client_id)) {
+        refuse(c, wire::kErrForbidden, nullptr);
+        return false;
+      }
+    }
+  }
+  if (principal || certificate_any) stats.auth_accepted.add();
+  c->state = State::kOpen;
+  uint8_t ok[wire::kHelloSize];
+  append_out(c, ok, wire::encode_hello_ok(ok, 0, cfg_.limits.max_message_bytes));
+  mark_dirty(c);
+  return true;
+}
+
+// Credentials refused: the reply says only which of the two codes, never
+// whether a token was close or which principal exists.
+void ServiceLoop::refuse(Conn* c, uint8_t code, const char* principal) {
+  if (t_auth_log.allow(monotonic_ms())) {
+    std::string who = principal ? std::string(" (principal '") + principal + "')" : std::string(" (no accepted credentials)");
+    events_.log(LogLevel::kWarn, "connection from " + peer_address(c->fd) + " refused with " +
+                                     wire::err_code_name(code) + " for client id " + std::to_string(c->client_id) +
+                                     who + "; further refusals counted in errors." + wire::err_code_name(code));
+  }
+  fail(c, code, code == wire::kErrForbidden ? "client id not permitted" : "authentication required or failed");
 }
 
 // The original protocol: back-to-back fixed-size structs, no handshake, no
@@ -507,10 +863,12 @@ void ServiceLoop::add_message(Conn* c, uint32_t client_id, uint8_t name_len, uin
 }
 
 void ServiceLoop::keep_partial(Conn* c, const uint8_t* p, size_t n) {
-  if (c->state != State::kHello && c->state != State::kOpen) n = 0;
+  if (c->state != State::kHello && c->state != State::kAuth && c->state != State::kOpen) n = 0;
   if (n == 0) {
     c->in_len = 0;
     c->frame_started_ms = 0;
+    c->budget_wait = false;
+    charge_partial(c, 0, true);
     if (c->in_cap > kKeepInBuffer) {
       std::free(c->in);
       c->in = nullptr;
@@ -524,6 +882,9 @@ void ServiceLoop::keep_partial(Conn* c, const uint8_t* p, size_t n) {
   }
   if (c->in_len == 0) c->frame_started_ms = monotonic_ms();
   c->in_len = n;
+  // Already read: charged even past the budget (over_budget() keeps what a
+  // read may leave unfinished within the allowance once the budget is spent).
+  charge_partial(c, n, true);
 }
 
 // ---------------------------------------------------------------------------
@@ -659,13 +1020,12 @@ void ServiceLoop::append_out(Conn* c, const uint8_t* p, size_t n) {
 bool ServiceLoop::write_out(Conn* c) {
   size_t off = 0;
   while (off < c->out_len) {
-    ssize_t n = send(c->fd, c->out + off, c->out_len - off, MSG_NOSIGNAL);
+    ssize_t n = conn_send(c, c->out + off, c->out_len - off);
     if (n > 0) {
       off += static_cast<size_t>(n);
       continue;
     }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) break;
+    if (n == 0) break;
     close_conn(c, "reset by client");
     return false;
   }
@@ -674,18 +1034,15 @@ bool ServiceLoop::write_out(Conn* c) {
     c->out_len -= off;
   }
   if (c->out_len > 0) {
-    if (!c->ev_write) c->ev_write = event_new(base_, c->fd, EV_WRITE | EV_PERSIST, on_write_cb, c);
-    if (!c->writing) {
-      event_add(c->ev_write, nullptr);
-      c->writing = true;
-    }
+    if (!c->write_wants_read) arm_write(c);  // else on_read retries it
     return true;
   }
-  if (c->writing) {
+  if (c->writing && !c->read_wants_write) {
     event_del(c->ev_write);
     c->writing = false;
   }
   if (c->state == State::kLinger && !c->shut) {
+    if (c->tls) c->tls->shutdown();  // close_notify, then the TCP FIN
     shutdown(c->fd, SHUT_WR);  // the ERR is out: tell the client we are done
     c->shut = true;
   }
@@ -695,7 +1052,21 @@ bool ServiceLoop::write_out(Conn* c) {
 
 void ServiceLoop::on_write_cb(evutil_socket_t, short, void* arg) {
   Conn* c = static_cast<Conn*>(arg);
-  c->owner->write_out(c);
+  ServiceLoop* self = c->owner;
+  if (c->state == State::kTls) {
+    self->handshake_step(c);
+    return;
+  }
+  if (c->read_wants_write) {  // TLS: the pending read waited for this
+    c->read_wants_write = false;
+    if (c->out_len == 0 && c->writing) {
+      event_del(c->ev_write);
+      c->writing = false;
+    }
+    event_active(c->ev_read, EV_READ, 0);
+    if (c->out_len == 0) return;
+  }
+  self->write_out(c);
 }
 
 // A connection-fatal error: stop reading; once the ACKs owed for what was
@@ -706,6 +1077,7 @@ void ServiceLoop::fail(Conn* c, uint8_t code, const char* reason) {
   c->err_code = code;
   c->err_reason = reason;
   c->in_len = 0;
+  charge_partial(c, 0, true);
   set_reading(c, false);
   mark_dirty(c);
 }
@@ -742,7 +1114,12 @@ void ServiceLoop::sweep() {
     Conn* c = s.conn;
     if (!c) continue;
     switch (c->state) {
+      case State::kTls:
+        if (cfg.handshake_timeout_ms && now - c->accepted_ms >= cfg.handshake_timeout_ms)
+          handshake_failed(c, "no complete TLS handshake within limits.handshakeTimeoutMs");
+        break;
       case State::kHello:
+      case State::kAuth:
         if (cfg.handshake_timeout_ms && now - c->accepted_ms >= cfg.handshake_timeout_ms)
           fail(c, wire::kErrHandshakeTimeout, "no complete HELLO in time");
         break;
@@ -760,6 +1137,7 @@ void ServiceLoop::sweep() {
         break;
     }
   }
+  resume_budget_waiters();
   if (draining_ && now >= drain_deadline_ms_) {
     for (const Slot& s : slots_) {
       if (s.conn) close_conn(s.conn, "shutdown timeout");
@@ -775,7 +1153,9 @@ void ServiceLoop::begin_drain() {
   for (const Slot& s : slots_) {
     Conn* c = s.conn;
     if (!c) continue;
-    if (c->state == State::kHello || c->state == State::kOpen) {
+    if (c->state == State::kTls) {
+      close_conn(c, "server shutting down");  // no ERR frame before TLS is up
+    } else if (c->state == State::kHello || c->state == State::kAuth || c->state == State::kOpen) {
       fail(c, wire::kErrShuttingDown, "server shutting down");
     }
   }

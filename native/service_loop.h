@@ -9,10 +9,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "auth.h"
 #include "batch.h"
 #include "config.h"
 #include "events.h"
@@ -29,8 +31,12 @@ class ServiceLoop {
   // connection in before handing it off; this thread counts it out.
   // `live`: the timeouts and maxInflightBytesPerConnection, which
   // server.reconfigure() can change while the thread runs.
+  // `credentials`: the TLS context and auth table, taken once per new
+  // connection (server.reload() swaps them). `partial_bytes`: the bytes all
+  // service threads hold in unfinished frames (limits.maxPartialFrameBytes).
   ServiceLoop(const Config& cfg, const LiveSettings& live, uint32_t index, SharedQueue& queue, Events& events,
-              std::atomic<uint32_t>& open_connections);
+              std::atomic<uint32_t>& open_connections, const Credentials& credentials,
+              std::atomic<uint64_t>& partial_bytes);
   ~ServiceLoop();
   ServiceLoop(const ServiceLoop&) = delete;
   ServiceLoop& operator=(const ServiceLoop&) = delete;
@@ -59,7 +65,9 @@ class ServiceLoop {
     sockaddr_storage addr;
     socklen_t len;
   };
-  enum class State : uint8_t { kHello, kOpen, kFailing, kLinger };
+  // kTls: the TLS handshake (TLS ports only), then kHello; kAuth: the HELLO
+  // announced an AUTH frame that has not arrived yet.
+  enum class State : uint8_t { kTls, kHello, kAuth, kOpen, kFailing, kLinger };
 
   void run();
   void wait_for_queue_space();
@@ -71,6 +79,19 @@ class ServiceLoop {
   static void on_notify_cb(evutil_socket_t, short, void* arg);
   static void on_sweep_cb(evutil_socket_t, short, void* arg);
   void on_read(Conn* c);
+  void handshake_step(Conn* c);
+  void handshake_failed(Conn* c, const std::string& why);
+  ssize_t conn_recv(Conn* c, uint8_t* buf, size_t len);
+  ssize_t conn_send(Conn* c, const uint8_t* buf, size_t len);
+  void arm_write(Conn* c);
+  size_t parse_hello(Conn* c, uint8_t* base, size_t avail);
+  size_t parse_auth(Conn* c, uint8_t* base, size_t avail, size_t pos);
+  bool admit(Conn* c, const Principal* principal);
+  void refuse(Conn* c, uint8_t code, const char* principal);
+  bool over_budget() const;
+  bool charge_partial(Conn* c, size_t bytes, bool force);
+  void wait_for_budget(Conn* c);
+  void resume_budget_waiters();
   bool read_large_frame(Conn* c);
   size_t parse(Conn* c, uint8_t* base, size_t avail);
   size_t parse_legacy(Conn* c, uint8_t* base, size_t avail);
@@ -103,6 +124,9 @@ class ServiceLoop {
   SharedQueue& queue_;
   Events& events_;
   std::atomic<uint32_t>& open_connections_;
+  const Credentials& credentials_;
+  std::atomic<uint64_t>& partial_bytes_;
+  const uint64_t partial_budget_;
   uint32_t producer_;      // this thread's place in the shared queue's handshake
   const bool legacy_;      // protocol 'legacy': fixed structs, "ack" replies
   event_base* base_ = nullptr;
@@ -124,6 +148,9 @@ class ServiceLoop {
   std::vector<Batch*> pool_;           // batches back from the writer
   uint64_t batches_out_ = 0;           // pushed and not yet completed
   uint64_t now_ms_ = 0;
+  uint32_t handshake_budget_ = 0;      // handshake steps left in this loop pass
+  uint32_t handshakes_deferred_ = 0;   // handshake steps put off in this pass
+  std::vector<std::pair<uint32_t, uint32_t>> budget_waiters_;  // (slot, gen) waiting for partial-frame budget
 
   // release/acquire: the deadline written before the flag is read after it.
   std::atomic<bool> drain_requested_{false};

@@ -14,6 +14,7 @@ struct Counter {
   std::atomic<uint64_t> v{0};
   void add(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
   void sub(uint64_t n = 1) { v.store(v.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+  void set(uint64_t n) { v.store(n, std::memory_order_relaxed); }  // gauges
   uint64_t get() const { return v.load(std::memory_order_relaxed); }
 };
 
@@ -32,6 +33,12 @@ struct alignas(64) ServiceStats {
   Counter paused;             // times reading stopped for a full queue
   Counter read_calls;
   Counter inflight_pauses;    // times a connection hit maxInflightBytesPerConnection
+  Counter tls_handshakes;     // TLS handshakes completed
+  Counter tls_failures;       // TLS handshakes failed or timed out
+  Counter handshakes_waiting; // gauge: handshakes deferred to the next loop pass now
+  Counter handshake_waits;    // times a handshake step was deferred (per-pass bound)
+  Counter auth_accepted;      // connections whose credentials were accepted
+  Counter partial_waits;      // times a connection waited for limits.maxPartialFrameBytes
 };
 
 // The writer thread's own counters (the file's are LogFileStats).
@@ -76,7 +83,7 @@ struct alignas(64) JetStreamStats {
 // The arrays above are indexed by the wire codes: one counter per code.
 static_assert(sizeof(ServiceStats::acks) / sizeof(Counter) == wire::kAckReplicationFailed + 1,
               "one ACK counter per status in codec.h");
-static_assert(sizeof(ServiceStats::errors) / sizeof(Counter) == wire::kErrInternal + 1,
+static_assert(sizeof(ServiceStats::errors) / sizeof(Counter) == wire::kErrForbidden + 1,
               "one ERR counter per code in codec.h (index 0 unused)");
 
 struct alignas(64) ListenerStats {

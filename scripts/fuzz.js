@@ -31,6 +31,7 @@ const HARNESSES = [
   { name: 'server_frames', sources: FORMAT },  // wire::parse_server_frame + encoder round trips
   { name: 'records', sources: FORMAT },        // record::decode + record::scan
   { name: 'legacy', sources: FORMAT },         // legacy::parse_frame (1160-byte structs)
+  { name: 'auth', sources: FORMAT },           // wire::parse_hello_flags + parse_auth (authenticating clients)
 ];
 
 const CXX = process.env.CXX || 'clang++';

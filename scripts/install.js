@@ -21,7 +21,7 @@ const path = require('node:path');
 const root = path.join(__dirname, '..');
 const pkg = require(path.join(root, 'package.json'));
 const pkgName = pkg.name;
-const APT = 'apt-get install libevent-dev cmake g++ pkg-config';
+const APT = 'apt-get install libevent-dev cmake g++ pkg-config libssl-dev';
 // the npm packages a source build needs (devDependencies of this package)
 const BUILD_PACKAGES = ['cmake-js', 'node-addon-api'];
 
@@ -56,6 +56,8 @@ function missingTools() {
     ? works('pkg-config', ['--exists', 'libevent_core'])
     : fs.existsSync('/usr/include/event2/event.h');
   if (!hasHeaders) missing.push("libevent's headers (libevent-dev)");
+  // OpenSSL 3's headers only: the addon uses Node's own OpenSSL, never links libssl.
+  if (!fs.existsSync('/usr/include/openssl/ssl.h')) missing.push("OpenSSL's headers (libssl-dev)");
   return missing;
 }
 

@@ -27,6 +27,7 @@ const hasPkgConfig = works('pkg-config');
 if (!hasPkgConfig) missing.push('pkg-config');
 if (hasPkgConfig ? !works('pkg-config', ['--exists', 'libevent_core']) : !fs.existsSync('/usr/include/event2/event.h'))
   missing.push('libevent-dev');
+if (!fs.existsSync('/usr/include/openssl/ssl.h')) missing.push('libssl-dev');
 if (missing.length) {
   console.error(
     `native tests: missing ${missing.join(', ')}. Install the build packages: sh scripts/setup.sh ` +
@@ -45,7 +46,7 @@ function run(args, stdio, what) {
 run(configure, ['ignore', 'ignore', 'inherit'], `cmake configure of ${path.relative(root, dir)}`);
 run(['--build', dir, '--parallel', '2'], 'inherit', 'the native test build');
 
-const tests = ['test_crc32c', 'test_codec', 'test_record', 'test_mpsc_queue', 'test_log_file'];
+const tests = ['test_crc32c', 'test_codec', 'test_record', 'test_mpsc_queue', 'test_log_file', 'test_auth'];
 const env = { ...process.env, TSAN_OPTIONS: 'halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' };
 let failed = 0;
 for (const t of tests) {

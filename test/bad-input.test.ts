@@ -44,7 +44,7 @@ test('hostile input gets ERR and a close; other clients lose nothing', async (t)
     { what: 'random garbage', bytes: [Buffer.concat([Buffer.from([0x00]), randomBytes(rand, 4000)])], code: ErrCode.BAD_MAGIC, helloOk: false },
     { what: 'bad magic', bytes: [Buffer.from('MSGX\x01\x00\x00\x00\x00\x00\x00\x09', 'latin1')], code: ErrCode.BAD_MAGIC, helloOk: false },
     { what: 'bad version', bytes: [encodeHello(9, { version: 2 })], code: ErrCode.BAD_VERSION, helloOk: false },
-    { what: 'bad hello flags', bytes: [encodeHello(9, { flags: 1 })], code: ErrCode.BAD_HELLO, helloOk: false },
+    { what: 'bad hello flags (bit 0 announces AUTH; the others stay zero)', bytes: [encodeHello(9, { flags: 2 })], code: ErrCode.BAD_HELLO, helloOk: false },
     { what: 'unknown frame type', bytes: [hello, frame(20, 0x7f, Buffer.alloc(19))], code: ErrCode.UNKNOWN_TYPE, helloOk: true },
     { what: 'an ACK sent by a client', bytes: [hello, frame(16, 0x81, Buffer.alloc(15))], code: ErrCode.UNKNOWN_TYPE, helloOk: true },
     { what: 'length over the bound', bytes: [hello, frame(10 + 255 + MAX + 1, 0x01)], code: ErrCode.FRAME_TOO_LARGE, helloOk: true },

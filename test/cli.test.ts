@@ -17,7 +17,7 @@ import {
   SERVER_FLAGS,
   UsageError,
 } from '../dist/cli/args';
-import { ConfigError, DEFAULTS, JETSTREAM_DEFAULTS, resolveConfig } from '../dist/server/config';
+import { AUTH_DEFAULTS, ConfigError, DEFAULTS, JETSTREAM_DEFAULTS, resolveConfig, TLS_DEFAULTS } from '../dist/server/config';
 
 const ROOT = path.join(__dirname, '..');
 const CLI = (name: string): string => path.join(ROOT, 'dist', 'cli', `${name}.js`);
@@ -94,12 +94,15 @@ test('every option in DEFAULTS has exactly one flag', () => {
   const walk = (prefix: string, o: object): void => {
     for (const [k, v] of Object.entries(o)) {
       if (v !== null && typeof v === 'object') walk(`${prefix}${k}.`, v);
-      else if (`${prefix}${k}` !== 'jetstream') optionPaths.push(`${prefix}${k}`);
+      else if (!['jetstream', 'tls', 'auth'].includes(`${prefix}${k}`)) optionPaths.push(`${prefix}${k}`);
     }
   };
   walk('', DEFAULTS);
   // The jetstream section is off (null) by default: its fields are servers plus JETSTREAM_DEFAULTS.
   for (const sub of ['servers', ...Object.keys(JETSTREAM_DEFAULTS)]) optionPaths.push(`jetstream.${sub}`);
+  // So are tls and auth; auth.principals (a map) is set in a config file only.
+  for (const sub of ['cert', 'key', ...Object.keys(TLS_DEFAULTS)]) optionPaths.push(`tls.${sub}`);
+  for (const sub of Object.keys(AUTH_DEFAULTS).filter((k) => k !== 'principals')) optionPaths.push(`auth.${sub}`);
   assert.deepEqual(flagPaths, optionPaths.sort());
 });
 

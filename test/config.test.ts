@@ -43,8 +43,11 @@ test('defaults match the spec', () => {
       frameTimeoutMs: 30000,
       maxQueueBytes: 67108864,
       maxInflightBytesPerConnection: 8388608,
+      maxPartialFrameBytes: 67108864,
     },
     jetstream: null,
+    tls: null,
+    auth: null,
   });
   assert.deepEqual(resolveConfig({}), cfg);
   assert.deepEqual(DEFAULTS, cfg);
@@ -147,7 +150,7 @@ test('unknown keys are issues, at the top level and inside sections', () => {
   const fields = err.issues.map((i) => i.field).sort();
   assert.deepEqual(fields, ['file.pth', 'limits.bogus', 'prot']);
   const prot = err.issues.find((i) => i.field === 'prot');
-  assert.match(prot?.allowed ?? '', /no such option \(known: host, port, .*limits, jetstream\)/);
+  assert.match(prot?.allowed ?? '', /no such option \(known: host, port, .*limits, jetstream, tls, auth\)/);
   assert.match(err.message, /file\.pth = 'x' \(allowed: no such option \(known: enabled, path, format/);
 });
 

@@ -4,7 +4,7 @@
 // parses its own flags in msgbench.ts). The parser itself (flags.ts) is ours,
 // so its messages are too: an unknown flag suggests the closest one, a
 // negative number is a value to check, not an "ambiguous" argument.
-import { DEFAULTS, JETSTREAM_DEFAULTS, setPath, type EnvVar, type ServerOptions } from '../server/config';
+import { AUTH_DEFAULTS, DEFAULTS, JETSTREAM_DEFAULTS, setPath, TLS_DEFAULTS, type EnvVar, type ServerOptions } from '../server/config';
 import { closestFlag, COMMON_FLAGS, parseFlags, parseIntFlag, UsageError, type FlagSpec } from './flags';
 
 export { UsageError } from './flags';
@@ -14,7 +14,7 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_UNAVAILABLE = 3;
 
-type Section = 'file' | 'batch' | 'limits' | 'jetstream';
+type Section = 'file' | 'batch' | 'limits' | 'jetstream' | 'tls' | 'auth';
 /** 'switch': a boolean that takes a value (--file-enabled false), for options that default to true. */
 type FlagKind = 'string' | 'number' | 'boolean' | 'switch';
 
@@ -56,6 +56,17 @@ export const SERVER_FLAGS: readonly ServerFlag[] = [
   { flag: 'frame-timeout-ms', path: ['limits', 'frameTimeoutMs'], kind: 'number', help: 'time to finish a frame (0 = off)' },
   { flag: 'max-queue-bytes', path: ['limits', 'maxQueueBytes'], kind: 'number', help: 'bytes queued for the writer' },
   { flag: 'max-inflight-bytes-per-connection', path: ['limits', 'maxInflightBytesPerConnection'], kind: 'number', help: 'unACKed bytes a connection may have before it waits' },
+  { flag: 'max-partial-frame-bytes', path: ['limits', 'maxPartialFrameBytes'], kind: 'number', help: 'bytes all connections may hold in unfinished frames' },
+  { flag: 'tls-cert', path: ['tls', 'cert'], kind: 'string', help: 'TLS: server certificate (PEM file); the port then speaks only TLS' },
+  { flag: 'tls-key', path: ['tls', 'key'], kind: 'string', help: 'TLS: its private key (PEM file)' },
+  { flag: 'tls-ca', path: ['tls', 'ca'], kind: 'string', help: 'TLS: CA certificates for client certificates (PEM file)' },
+  { flag: 'tls-client-auth', path: ['tls', 'clientAuth'], kind: 'string', help: 'TLS client certificates: none | request | require' },
+  { flag: 'tls-min-version', path: ['tls', 'minVersion'], kind: 'string', help: 'TLS: TLSv1.2 | TLSv1.3' },
+  { flag: 'tls-ciphers', path: ['tls', 'ciphers'], kind: 'string', help: 'TLS 1.2 cipher list (OpenSSL syntax)' },
+  { flag: 'tls-ciphersuites', path: ['tls', 'ciphersuites'], kind: 'string', help: 'TLS 1.3 cipher suites (OpenSSL syntax)' },
+  { flag: 'auth-tokens-file', path: ['auth', 'tokensFile'], kind: 'string', help: 'tokens file: JSON [{name, sha256, clientIds}] (docs/security.md)' },
+  { flag: 'auth-required', path: ['auth', 'required'], kind: 'boolean', help: 'refuse connections without accepted credentials (UNAUTHENTICATED)' },
+  { flag: 'auth-allow-plaintext', path: ['auth', 'allowPlaintext'], kind: 'boolean', help: 'accept tokens without TLS (clear text; warned at start)' },
   { flag: 'jetstream', path: ['jetstream', 'servers'], kind: 'string', help: 'publish to JetStream too: nats://host:port[,...]' },
   { flag: 'jetstream-stream', path: ['jetstream', 'stream'], kind: 'string', help: 'JetStream stream name' },
   { flag: 'jetstream-subject-prefix', path: ['jetstream', 'subjectPrefix'], kind: 'string', help: 'subjects are <prefix>.<clientId>' },
@@ -251,6 +262,14 @@ function isObject(v: unknown): v is Record<string, unknown> {
 function defaultFor(path: ServerFlag['path']): unknown {
   if (typeof path !== 'string' && path[0] === 'jetstream') {
     return path[1] === 'servers' ? 'off' : (JETSTREAM_DEFAULTS as unknown as Record<string, unknown>)[path[1]];
+  }
+  if (typeof path !== 'string' && path[0] === 'tls') {
+    const v = path[1] === 'cert' || path[1] === 'key' ? 'off' : (TLS_DEFAULTS as unknown as Record<string, unknown>)[path[1]];
+    return v !== '' ? v : path[1] === 'ca' ? 'none' : "OpenSSL's";
+  }
+  if (typeof path !== 'string' && path[0] === 'auth') {
+    const v = (AUTH_DEFAULTS as unknown as Record<string, unknown>)[path[1]];
+    return v === '' ? 'off' : v;
   }
   let at: unknown = DEFAULTS;
   for (const k of typeof path === 'string' ? [path] : path) at = (at as Record<string, unknown>)[k];

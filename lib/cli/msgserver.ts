@@ -137,8 +137,24 @@ function handleSignals(server: MessageServer, log: Logger, argv: string[]): void
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('SIGHUP', () => {
-    if (!closing) reload(server, log, argv);
+    if (closing) return;
+    reloadCredentials(server, log);
+    reload(server, log, argv);
   });
+}
+
+/**
+ * SIGHUP, first: the TLS certificate, key and CA and the tokens file are read
+ * again (server.reload()); new connections use them, open ones carry on. A
+ * failure keeps the previous credentials; the server logs it and counts it
+ * (stats().reloadFailures).
+ */
+function reloadCredentials(server: MessageServer, log: Logger): void {
+  if (!server.config.tls && !server.config.auth) return;
+  server.reload().then(
+    () => log.info({ signal: 'SIGHUP' }, 'SIGHUP: TLS certificate, key, CA and tokens file reloaded'),
+    () => undefined, // logged by the server with the reason
+  );
 }
 
 /**

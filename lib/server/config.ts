@@ -2,6 +2,7 @@
 // which turns user options into a complete, validated config. Validation
 // collects every problem before throwing, so a user with three typos fixes
 // them in one go instead of three restarts.
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { inspect } from 'node:util';
 
@@ -77,6 +78,71 @@ export interface LimitOptions {
    * client cannot fill the shared queue.
    */
   maxInflightBytesPerConnection?: number;
+  /**
+   * Bytes all connections together may hold in frames they have started and
+   * not finished (docs/limits.md). A connection that would pass it is not
+   * read (TCP back-pressure) until there is room, and gets SLOW_FRAME after
+   * frameTimeoutMs. At least one largest frame (maxMessageBytes + 269).
+   * Default 64 MiB.
+   */
+  maxPartialFrameBytes?: number;
+}
+
+export type ClientAuth = 'none' | 'request' | 'require';
+export type TlsVersion = 'TLSv1.2' | 'TLSv1.3';
+
+/**
+ * TLS on the v1 port (docs/security.md): with it set, the port speaks only
+ * TLS. The files are read at listen() and again by server.reload().
+ */
+export interface TlsOptions {
+  /** PEM file: the server certificate (and its chain). */
+  cert: string;
+  /** PEM file: the certificate's private key. */
+  key: string;
+  /** PEM file: the CAs client certificates must chain to (needed for clientAuth 'request' and 'require'). */
+  ca?: string;
+  /**
+   * 'none' (default): no client certificate asked for; 'request': asked for
+   * and verified when sent; 'require': a certificate signed by `ca` is needed
+   * to connect. A verified certificate's subject CN is its principal.
+   */
+  clientAuth?: ClientAuth;
+  /** Oldest protocol version accepted. Default 'TLSv1.2'. */
+  minVersion?: TlsVersion;
+  /** TLS 1.2 cipher list (OpenSSL syntax). Default: OpenSSL's. */
+  ciphers?: string;
+  /** TLS 1.3 cipher suites (OpenSSL syntax, ':'-separated). Default: OpenSSL's. */
+  ciphersuites?: string;
+}
+
+/** client-id ranges, inclusive: [[from, to], ...]. */
+export type ClientIdRanges = Array<[number, number]>;
+
+/**
+ * Authentication and authorization (docs/security.md). Principals are token
+ * holders (tokensFile) and client-certificate names (principals); each may
+ * use only its own client ids.
+ */
+export interface AuthOptions {
+  /**
+   * JSON file: [{ "name": "...", "sha256": "<hex of the token>", "clientIds": [[from, to], ...] }].
+   * Read at listen() and again by server.reload().
+   */
+  tokensFile?: string;
+  /**
+   * Client-certificate principals (subject CN) and their client ids. When
+   * given, a certificate whose CN is not listed gets FORBIDDEN; when absent,
+   * a verified certificate may use any client id.
+   */
+  principals?: Record<string, ClientIdRanges>;
+  /**
+   * true: a connection without accepted credentials gets UNAUTHENTICATED.
+   * false (default): it is served, but only for client ids no principal owns.
+   */
+  required?: boolean;
+  /** Accept tokens without tls (they cross the network in clear text; a warning at start). Default false. */
+  allowPlaintext?: boolean;
 }
 
 /**
@@ -113,9 +179,17 @@ export interface ServerOptions {
   limits?: LimitOptions;
   /** Publish to a NATS JetStream stream too (or only, with file.enabled false). Default: off. */
   jetstream?: JetStreamOptions | null;
+  /** TLS on the port (protocol 'v1'). Default: off (plaintext). */
+  tls?: TlsOptions | null;
+  /** Token and certificate authentication, per-client-id authorization. Default: off. */
+  auth?: AuthOptions | null;
 }
 
 export type ResolvedJetStream = Required<Omit<JetStreamOptions, 'servers'>> & { servers: string[] };
+/** ca, ciphers and ciphersuites are '' when not given. */
+export type ResolvedTls = Required<TlsOptions>;
+/** tokensFile is '' when not given; principals null when not given. */
+export type ResolvedAuth = Required<Omit<AuthOptions, 'principals'>> & { principals: Record<string, ClientIdRanges> | null };
 
 export interface ResolvedConfig {
   host: string;
@@ -127,6 +201,8 @@ export interface ResolvedConfig {
   batch: Required<BatchOptions>;
   limits: Required<LimitOptions>;
   jetstream: ResolvedJetStream | null;
+  tls: ResolvedTls | null;
+  auth: ResolvedAuth | null;
 }
 
 const KiB = 1024;
@@ -176,9 +252,32 @@ export const DEFAULTS: Readonly<ResolvedConfig> = deepFreeze({
     frameTimeoutMs: 30_000,
     maxQueueBytes: 64 * MiB,
     maxInflightBytesPerConnection: 8 * MiB,
+    maxPartialFrameBytes: 64 * MiB,
   },
   jetstream: null,
+  tls: null,
+  auth: null,
 });
+
+/** Defaults of the tls section's optional fields (the section itself is off by default). */
+export const TLS_DEFAULTS: Readonly<Omit<ResolvedTls, 'cert' | 'key'>> = Object.freeze({
+  ca: '',
+  clientAuth: 'none',
+  minVersion: 'TLSv1.2',
+  ciphers: '',
+  ciphersuites: '',
+});
+
+/** Defaults of the auth section's fields (the section itself is off by default). */
+export const AUTH_DEFAULTS: Readonly<ResolvedAuth> = Object.freeze({
+  tokensFile: '',
+  principals: null,
+  required: false,
+  allowPlaintext: false,
+});
+
+/** The largest frame on the wire for a payload limit: length field, MSG header, a 255-byte name. */
+const maxFrameBytes = (maxMessageBytes: number): number => maxMessageBytes + 4 + 10 + 255;
 
 /** Defaults of the jetstream section's fields (the section itself is off by default). */
 export const JETSTREAM_DEFAULTS: Readonly<Omit<ResolvedJetStream, 'servers'>> = Object.freeze({
@@ -297,8 +396,101 @@ const SECTION_RULES: Record<'file' | 'batch' | 'limits', Record<string, Rule>> =
     frameTimeoutMs: timeout,
     maxQueueBytes: int(1 * MiB, 16 * GiB),
     maxInflightBytesPerConnection: int(1 * KiB, 16 * GiB),
+    maxPartialFrameBytes: int(1 * MiB, 64 * GiB),
   },
 };
+
+const TLS_RULES: Record<string, Rule> = {
+  cert: { kind: 'string' },
+  key: { kind: 'string' },
+  ca: { kind: 'string' },
+  clientAuth: oneOf('none', 'request', 'require'),
+  minVersion: oneOf('TLSv1.2', 'TLSv1.3'),
+  ciphers: { kind: 'string' },
+  ciphersuites: { kind: 'string' },
+};
+
+const AUTH_RULES: Record<string, Rule> = {
+  tokensFile: { kind: 'string' },
+  required: { kind: 'bool' },
+  allowPlaintext: { kind: 'bool' },
+};
+
+/** A PEM or tokens file the server will read: the issue when it cannot. */
+function checkReadable(field: string, file: string, what: string, issues: ConfigIssue[]): void {
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+    if (!fs.statSync(file).isFile()) throw new Error('not a file');
+  } catch (err) {
+    const why = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    issues.push({ field, value: file, allowed: `a readable ${what} file (${why})` });
+  }
+}
+
+function resolveTls(given: unknown, issues: ConfigIssue[]): ResolvedTls | null {
+  if (given === undefined || given === null) return null;
+  if (!isPlainObject(given)) {
+    issues.push({ field: 'tls', value: given, allowed: `null or an object with keys ${Object.keys(TLS_RULES).join(', ')}` });
+    return null;
+  }
+  const defaults = { ...TLS_DEFAULTS, cert: '', key: '' } as unknown as Record<string, unknown>;
+  const before = issues.length;
+  const out = resolveFields('tls.', given, TLS_RULES, defaults, issues) as unknown as ResolvedTls;
+  reportUnknownKeys('tls.', given, Object.keys(TLS_RULES), issues);
+  for (const key of ['cert', 'key'] as const) {
+    if (given[key] === undefined) issues.push({ field: `tls.${key}`, value: undefined, allowed: 'a PEM file path (required with tls)' });
+  }
+  const failed = new Set(issues.slice(before).map((i) => i.field));
+  if (out.cert && !failed.has('tls.cert')) checkReadable('tls.cert', out.cert, 'PEM certificate', issues);
+  if (out.key && !failed.has('tls.key')) checkReadable('tls.key', out.key, 'PEM private key', issues);
+  if (out.ca && !failed.has('tls.ca')) checkReadable('tls.ca', out.ca, 'PEM CA certificate', issues);
+  if (out.clientAuth !== 'none' && !out.ca && !failed.has('tls.clientAuth')) {
+    issues.push({ field: 'tls.clientAuth', value: out.clientAuth, allowed: "'none' unless tls.ca is set (client certificates are verified against it)" });
+  }
+  return out;
+}
+
+const MAX_CLIENT_ID = 0xffffffff;
+
+/** [[from, to], ...] with 0 <= from <= to <= 2^32-1; null when not. */
+function clientIdRanges(v: unknown): ClientIdRanges | null {
+  if (!Array.isArray(v)) return null;
+  const ok = v.every(
+    (r) => Array.isArray(r) && r.length === 2 && r.every((n) => Number.isInteger(n) && n >= 0 && n <= MAX_CLIENT_ID) && r[0] <= r[1],
+  );
+  return ok ? (v.map((r: number[]) => [r[0], r[1]]) as ClientIdRanges) : null;
+}
+
+export const CLIENT_ID_RANGES_ALLOWED = 'an array of [from, to] client-id ranges (integers, 0 <= from <= to <= 4294967295)';
+
+function resolveAuth(given: unknown, issues: ConfigIssue[]): ResolvedAuth | null {
+  if (given === undefined || given === null) return null;
+  const keys = [...Object.keys(AUTH_RULES), 'principals'];
+  if (!isPlainObject(given)) {
+    issues.push({ field: 'auth', value: given, allowed: `null or an object with keys ${keys.join(', ')}` });
+    return null;
+  }
+  const before = issues.length;
+  const out = resolveFields('auth.', given, AUTH_RULES, AUTH_DEFAULTS as unknown as Record<string, unknown>, issues) as unknown as ResolvedAuth;
+  reportUnknownKeys('auth.', given, keys, issues);
+  out.principals = null;
+  if (given.principals !== undefined) {
+    if (!isPlainObject(given.principals)) {
+      issues.push({ field: 'auth.principals', value: given.principals, allowed: 'an object: certificate name (subject CN) -> [[from, to], ...]' });
+    } else {
+      const map: Record<string, ClientIdRanges> = {};
+      for (const [name, ranges] of Object.entries(given.principals)) {
+        const r = clientIdRanges(ranges);
+        if (r === null) issues.push({ field: `auth.principals.${name}`, value: ranges, allowed: CLIENT_ID_RANGES_ALLOWED });
+        else map[name] = r;
+      }
+      out.principals = map;
+    }
+  }
+  const failed = new Set(issues.slice(before).map((i) => i.field));
+  if (out.tokensFile && !failed.has('auth.tokensFile')) checkReadable('auth.tokensFile', out.tokensFile, 'JSON tokens', issues);
+  return out;
+}
 
 // NATS names: a stream name has no '.', '*', '>', whitespace or path separators;
 // a subject prefix is dot-separated tokens of the same characters (no wildcards).
@@ -505,6 +697,33 @@ function checkSinks(cfg: ResolvedConfig, failed: Set<string>, issues: ConfigIssu
 }
 
 /**
+ * The partial-frame budget must hold one largest frame (raised when not
+ * given); tokens need TLS unless plaintext is allowed on purpose; the legacy
+ * protocol has neither TLS nor AUTH.
+ */
+function checkSecurity(cfg: ResolvedConfig, partialGiven: boolean, issues: ConfigIssue[]): void {
+  const failed = new Set(issues.map((i) => i.field));
+  if (!failed.has('limits.maxMessageBytes') && !failed.has('limits.maxPartialFrameBytes')) {
+    const min = maxFrameBytes(cfg.limits.maxMessageBytes);
+    if (cfg.limits.maxPartialFrameBytes < min) {
+      if (!partialGiven) cfg.limits.maxPartialFrameBytes = min;
+      else issues.push({ field: 'limits.maxPartialFrameBytes', value: cfg.limits.maxPartialFrameBytes, allowed: `integer >= limits.maxMessageBytes + 269 = ${min} (one largest frame)` });
+    }
+  }
+  if (cfg.protocol === 'legacy' && !failed.has('protocol')) {
+    if (cfg.tls) issues.push({ field: 'tls', value: '(set)', allowed: "null with protocol 'legacy' (its clients cannot speak TLS: put a TLS terminator in front, see docs/security.md)" });
+    if (cfg.auth) issues.push({ field: 'auth', value: '(set)', allowed: "null with protocol 'legacy' (its frames carry no credentials)" });
+  }
+  if (cfg.auth && cfg.auth.tokensFile && !cfg.tls && !cfg.auth.allowPlaintext && !failed.has('auth.tokensFile')) {
+    issues.push({
+      field: 'auth.tokensFile',
+      value: cfg.auth.tokensFile,
+      allowed: 'a tokens file only with tls set, or with auth.allowPlaintext: true (tokens would cross the network in clear text)',
+    });
+  }
+}
+
+/**
  * With a JetStream sink, a record must fit NATS's max_payload: the largest
  * message defaults to JETSTREAM_MAX_MESSAGE_BYTES, and a larger one set by
  * the user is an issue (it could never be published).
@@ -534,7 +753,7 @@ export function resolveConfig(opts: ServerOptions = {}): ResolvedConfig {
   const given = opts as Record<string, unknown>;
   const defaults = DEFAULTS as unknown as Record<string, unknown>;
   const top = resolveFields('', given, TOP_RULES, defaults, issues);
-  reportUnknownKeys('', given, [...Object.keys(TOP_RULES), ...Object.keys(SECTION_RULES), 'jetstream'], issues);
+  reportUnknownKeys('', given, [...Object.keys(TOP_RULES), ...Object.keys(SECTION_RULES), 'jetstream', 'tls', 'auth'], issues);
 
   const cfg = {
     ...top,
@@ -545,11 +764,15 @@ export function resolveConfig(opts: ServerOptions = {}): ResolvedConfig {
     batch: resolveSection('batch', given.batch, issues),
     limits: resolveSection('limits', given.limits, issues),
     jetstream: resolveJetStream(given.jetstream, issues),
+    tls: resolveTls(given.tls, issues),
+    auth: resolveAuth(given.auth, issues),
   } as unknown as ResolvedConfig;
   const queueGiven = isPlainObject(given.limits) && given.limits.maxQueueBytes !== undefined;
   const sizeGiven = isPlainObject(given.limits) && given.limits.maxMessageBytes !== undefined;
+  const partialGiven = isPlainObject(given.limits) && given.limits.maxPartialFrameBytes !== undefined;
   if (!issues.some((i) => i.field === 'limits.maxMessageBytes')) checkJetStreamSize(cfg, sizeGiven, issues);
   crossCheck(cfg, queueGiven, issues);
+  checkSecurity(cfg, partialGiven, issues);
   if (issues.length > 0) throw new ConfigError(issues);
   return cfg;
 }

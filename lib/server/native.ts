@@ -4,6 +4,7 @@
 import * as path from 'node:path';
 
 import type { ResolvedConfig } from './config';
+import type { NativePrincipal } from './credentials';
 import type { IoOp, ServerStats } from './stats';
 
 /** An engine event, with the same named fields as its C++ struct (native/events.h). */
@@ -39,8 +40,14 @@ export interface StopReport {
 }
 
 export interface NativeEngine {
-  /** Binds and opens the file; returns the bound port. Throws on failure. */
-  start(): number;
+  /** Loads the TLS files, binds and opens the file; returns the bound port. Throws on failure. */
+  start(principals: NativePrincipal[]): number;
+  /**
+   * New credentials for new connections: the TLS files read again, and these
+   * principals. '' when in use, else why not (the old ones stay). A string
+   * instead of principals: lib could not load them (counted as a failure).
+   */
+  reload(principals: NativePrincipal[] | string): string;
   stop(timeoutMs: number): Promise<StopReport | undefined>;
   /** Every counter (see statsSchema); an empty object before the first start. */
   stats(): ServerStats | Record<string, never>;
@@ -96,7 +103,7 @@ function explainLoadError(err: Error, override?: string): string {
   const msg = err.message || String(err);
   const first = msg.split('\n')[0];
   const where = `${process.platform}-${process.arch}`;
-  const build = 'apt-get install libevent-dev cmake g++ pkg-config && npm rebuild msgserver';
+  const build = 'apt-get install libevent-dev cmake g++ pkg-config libssl-dev && npm rebuild msgserver';
   if (/libevent[^ ]*\.so/.test(msg)) {
     return (
       `msgserver: the native addon needs libevent's runtime library, which is missing (${first}). ` +

@@ -8,10 +8,12 @@ import { getSystemErrorName } from 'node:util';
 import { IoError } from '../errors';
 import { AckStatus, ErrCode } from '../format/codec';
 import { resolveConfig, type ResolvedConfig, type ServerOptions } from './config';
+import { CredentialsError, loadPrincipals } from './credentials';
 import { loadAddon, type NativeEngine, type NativeEvent, type NativeHookMeta } from './native';
 import type { IoOp, ServerStats } from './stats';
 
 export type { ServerStats, JetStreamStats, ThreadStats, IoOp } from './stats';
+export { CredentialsError } from './credentials';
 
 export interface ServerAddress {
   host: string;
@@ -338,6 +340,7 @@ export class MessageServer extends EventEmitter<ServerEvents> {
   async listen(): Promise<ServerAddress> {
     if (this.closing) await this.closing;
     if (this.bound) return this.bound;
+    const principals = loadPrincipals(this.config); // throws CredentialsError (ERR_MSGS_TOKENS_FILE)
     const { Engine } = loadAddon();
     const engine = new Engine(
       this.config,
@@ -348,12 +351,13 @@ export class MessageServer extends EventEmitter<ServerEvents> {
     this.syncNativeOptions(); // before start: the first connection may already want events
     let port: number;
     try {
-      port = engine.start(); // throws: listen EADDRINUSE ..., cannot open ...
+      port = engine.start(principals); // throws: listen EADDRINUSE ..., cannot open ..., ERR_MSGS_TLS_FILES
     } catch (err) {
       this.engine = null;
       throw startError(err);
     }
     this.bound = { host: this.config.host, port };
+    this.warnUnsafe();
     const { rotateBytes, rotateMs, retention } = this.config.file;
     if (retention.afterArchive && (rotateBytes > 0 || rotateMs > 0) && this.segmentHooks.size === 0) {
       this.log(
@@ -364,6 +368,50 @@ export class MessageServer extends EventEmitter<ServerEvents> {
     }
     this.emit('listening', this.bound);
     return this.bound;
+  }
+
+  /**
+   * Reads the TLS certificate, key and CA and the tokens file again; new
+   * connections (handshakes) use them, open connections carry on with what
+   * they started with. A failure keeps the previous credentials in use: it is
+   * logged, counted (stats().reloadFailures), emitted as 'error' when there
+   * is a listener, and the promise rejects with a CredentialsError
+   * (code 'ERR_MSGS_TLS_FILES' or 'ERR_MSGS_TOKENS_FILE').
+   */
+  async reload(): Promise<void> {
+    const engine = this.engine;
+    if (!engine) throw Object.assign(new Error('reload(): the server is not listening'), { code: 'ERR_MSGS_NOT_LISTENING' });
+    let err: CredentialsError | null = null;
+    try {
+      const why = engine.reload(loadPrincipals(this.config));
+      if (why !== '') err = new CredentialsError(`reload failed, the previous credentials stay in use: ${why}`, 'ERR_MSGS_TLS_FILES');
+    } catch (e) {
+      if (!(e instanceof CredentialsError)) throw e;
+      engine.reload(e.message);
+      err = new CredentialsError(`reload failed, the previous credentials stay in use: ${e.message}`, e.code, e.path);
+    }
+    if (err) {
+      this.log('error', err.message);
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      throw err;
+    }
+    this.log('info', 'credentials reloaded: new connections use them');
+  }
+
+  /** Start-time warnings about exposure (docs/security.md). */
+  private warnUnsafe(): void {
+    const { host, tls, auth } = this.config;
+    const loopback = host === 'localhost' || host === '::1' || /^127\./.test(host);
+    if (!loopback && !tls && !auth?.required) {
+      this.log(
+        'warn',
+        `listening on ${host} beyond loopback with neither tls nor auth.required: anyone who can reach the port ` +
+          'can write under any client id, in clear text (docs/security.md)',
+      );
+    }
+    if (auth?.tokensFile && !tls && auth.allowPlaintext) {
+      this.log('warn', 'auth.allowPlaintext: tokens cross the network in clear text (no tls); anyone on the path can read and reuse them');
+    }
   }
 
   address(): ServerAddress | null {

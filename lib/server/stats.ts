@@ -55,6 +55,24 @@ export interface ServerStats {
   lastStoreFailed: number;
   /** Connections that waited for their ACKs (maxInflightBytesPerConnection). */
   inflightPauses: number;
+  /** TLS handshakes completed. */
+  tlsHandshakes: number;
+  /** TLS handshakes that failed or timed out (limits.handshakeTimeoutMs); each connection was closed. */
+  tlsHandshakeFailures: number;
+  /** Gauge: TLS handshake steps put off to the next loop pass in the last pass (the per-pass bound). */
+  tlsHandshakesWaiting: number;
+  /** TLS handshake steps put off to the next loop pass. */
+  tlsHandshakeWaits: number;
+  /** Connections accepted with credentials (a token or a client certificate). Refusals: errors.UNAUTHENTICATED, errors.FORBIDDEN. */
+  authAccepted: number;
+  /** Successful credential reloads (server.reload(), SIGHUP). */
+  reloads: number;
+  /** Reloads that failed (the previous credentials stayed in use). */
+  reloadFailures: number;
+  /** Gauge: bytes held in unfinished frames across all connections (limits.maxPartialFrameBytes). */
+  partialFrameBytes: number;
+  /** Times a connection stopped being read because limits.maxPartialFrameBytes was spent. */
+  partialFrameWaits: number;
   /** Writes (+ fsync when synced per batch) by duration: [i] counts those under 2^i us; the last, the rest. */
   writeLatencyUs: number[];
   /** Messages handed to message hooks, and those the hooks did not see (policy 'drop'). */

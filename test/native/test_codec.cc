@@ -346,7 +346,8 @@ static void test_names() {
   CHECK_EQ(std::string(err_code_name(kErrHandshakeTimeout)), "HANDSHAKE_TIMEOUT");
   CHECK_EQ(std::string(err_code_name(kErrInternal)), "INTERNAL");
   CHECK_EQ(std::string(err_code_name(0)), "UNKNOWN");
-  CHECK_EQ(std::string(err_code_name(13)), "UNKNOWN");
+  CHECK_EQ(std::string(err_code_name(13)), "UNAUTHENTICATED");
+  CHECK_EQ(std::string(err_code_name(15)), "UNKNOWN");
   CHECK_EQ(std::string(ack_status_name(kAckOk)), "OK");
   CHECK_EQ(std::string(ack_status_name(kAckTooLarge)), "TOO_LARGE");
   CHECK_EQ(std::string(ack_status_name(kAckWriteFailed)), "WRITE_FAILED");
