@@ -16,6 +16,10 @@
 // idle server's CPU are measured too. Writes bench/BENCHMARKS.md and its
 // plots (bench/*.svg, written here by bench/svg.js).
 //
+// The TLS rows (bench/tls.js, appended as their own section; --only tls runs
+// them alone): TLS against plaintext msgserver, handshakes per second beside
+// `openssl speed`, memory per idle TLS connection.
+//
 // The JetStream rows (ids jetstream-*) run several msgserver
 // configurations side by side instead of one: (a) written to the file only,
 // (b) written + JetStream beside, (c) replicated R1, (d) replicated R3 on a
@@ -827,6 +831,12 @@ async function main() {
   const plots = writePlots(recs, path.dirname(OUT));
   const report = render({ rows: recs, m, loadBefore, loadAfter: os.loadavg(), secs: (Date.now() - t0) / 1000, idle, plots });
   fs.writeFileSync(OUT, report);
+  // The TLS rows (bench/tls.js): their own servers, appended as a section.
+  if (!only || only.test('tls')) {
+    process.stdout.write('[tls] TLS against plaintext, handshakes, memory per idle connection\n');
+    const r = require('node:child_process').spawnSync(process.execPath, [path.join(__dirname, 'tls.js'), ...(QUICK ? ['--quick'] : []), '--out', OUT], { stdio: 'inherit' });
+    if (r.status !== 0) failed = true;
+  }
   const plain = recs.filter((r) => !r.row.group);
   const grouped = recs.filter((r) => r.row.group);
   if (plain.length) console.log('\n' + summaryTable(plain).join('\n'));
