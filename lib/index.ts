@@ -1,5 +1,5 @@
 export { MessageServer } from './server/server';
-export type { ServerAddress, ServerStats, JetStreamStats, ThreadStats, IoOp, ServerEvents, CloseOptions, CloseReport, LogEntry, RecoveredInfo, RotateInfo, Logger, ServerRuntimeOptions, HookMessage, HookOptions, MessageHook, ConnectionInfo, DisconnectInfo } from './server/server';
+export type { ServerAddress, ServerStats, JetStreamStats, ThreadStats, IoOp, ServerEvents, CloseOptions, CloseReport, LogEntry, RecoveredInfo, RotateInfo, Logger, ServerRuntimeOptions, HookMessage, HookOptions, MessageHook, ConnectionInfo, DisconnectInfo, ListenOptions, ReadyInfo } from './server/server';
 export { MessageClient } from './client/client';
 export type { ClientOptions, AckResult, SendOptions } from './client/client';
 export { readLog, verifyLog, salvageLog, LogCorruptError, NoSegmentsError } from './read/log-reader';
@@ -19,7 +19,7 @@ export { collectMetrics, metricsHandler, healthHandler, checkHealth, checkReadin
 export type { MetricsOptions, MetricsHandlerOptions, HealthCheck, HealthReport } from './server/metrics';
 export { ReconnectFailedError, SendManyError, IoError, EndpointsFailedError, MessageTooLargeError, ProtocolMismatchError } from './errors';
 export type { ClientEvents, ClientStats, ReconnectOptions, SendManyItem, SendManyOptions } from './client/client';
-export { readStream, StreamCorruptError, StreamNotFoundError, NatsConnectError } from './read/stream-reader';
+export { readStream, StreamCorruptError, StreamNotFoundError, NatsConnectError, StreamReadError } from './read/stream-reader';
 export type { ReadStreamOptions, StreamRecord } from './read/stream-reader';
 export type { Endpoint, ResolvedEndpoint } from './client/client';
 export type { SegmentInfo, SegmentHook, SegmentDeletedInfo, HookDropInfo, ReconfigureResult } from './server/server';

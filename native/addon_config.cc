@@ -73,6 +73,10 @@ void read(const Napi::Object& o, const std::string& f, const Napi::Value& v, Pro
   static const char* const names[] = {"v1", "legacy"};
   read_enum(o, f, v, out, names);
 }
+void read(const Napi::Object& o, const std::string& f, const Napi::Value& v, WhileNotReady* out) {
+  static const char* const names[] = {"hold", "refuse"};
+  read_enum(o, f, v, out, names);
+}
 void read(const Napi::Object& o, const std::string& f, const Napi::Value& v, FileFormat* out) {
   static const char* const names[] = {"binary", "text"};
   read_enum(o, f, v, out, names);
@@ -117,6 +121,18 @@ void read(const Napi::Object& root, const std::string& path, const Napi::Value& 
   Napi::Object s = section(root, path, v);
   const std::string at = path + ".";
   MSGS_LIMITS_FIELDS(MSGS_READ_FIELD)
+}
+
+void read(const Napi::Object& root, const std::string& path, const Napi::Value& v, NatsTlsConfig* out) {
+  Napi::Object s = section(root, path, v);
+  const std::string at = path + ".";
+  MSGS_NATS_TLS_FIELDS(MSGS_READ_FIELD)
+}
+
+void read(const Napi::Object& root, const std::string& path, const Napi::Value& v, NatsNkeyConfig* out) {
+  Napi::Object s = section(root, path, v);
+  const std::string at = path + ".";
+  MSGS_NATS_NKEY_FIELDS(MSGS_READ_FIELD)
 }
 
 // null: no JetStream sink.

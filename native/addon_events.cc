@@ -61,6 +61,10 @@ struct ToJs {
     o.Set("bytes", num(env, e.bytes));
     o.Set("reason", e.reason);
   }
+  void operator()(const JetStreamReadyEvent& e) {
+    o.Set("type", "jetstreamReady");
+    o.Set("stream", e.stream);
+  }
   void operator()(const HookDropEvent& e) {
     o.Set("type", "hookDrop");
     o.Set("messages", num(env, e.messages));

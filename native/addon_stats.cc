@@ -137,8 +137,20 @@ const StatRow kStats[] = {
      "Messages not published: NATS unreachable or the stream missing.", JS(unavailable), "jetstream"},
     {"reconnects", "jetstream_reconnects_total", Kind::kCounter, "Reconnections to the NATS cluster.", JS(reconnects),
      "jetstream"},
+    {"retries", "jetstream_retries_total", Kind::kCounter,
+     "Publishes sent again after a failure that can pass (no responders, 503, timeout, not connected).", JS(retries),
+     "jetstream"},
+    {"retryExhausted", "jetstream_retry_exhausted_total", Kind::kCounter,
+     "Messages answered REPLICATION_FAILED once jetstream.retryMs was spent.", JS(retry_exhausted), "jetstream"},
+    {"held", "jetstream_held_messages", Kind::kGauge, "Messages waiting for a resend or for the stream to be usable.",
+     JS(held), "jetstream"},
     {"connected", "jetstream_connected", Kind::kGauge, "1 while the JetStream sink is connected to NATS.",
      [](const Engine& e) -> uint64_t { return e.jetstream()->connected() ? 1 : 0; }, "jetstream"},
+    {"refusedNotReady", "jetstream_refused_not_ready_total", Kind::kCounter,
+     "Connections refused with ERR BUSY while the stream was not ready (jetstream.whileNotReady 'refuse').",
+     LISTENER(rejected_not_ready), "jetstream"},
+    {"ready", "jetstream_ready", Kind::kGauge, "1 while the JetStream stream exists and answers publishes.",
+     [](const Engine& e) -> uint64_t { return e.jetstream()->ready() ? 1 : 0; }, "jetstream"},
 };
 
 #undef SVC
@@ -193,6 +205,7 @@ Napi::Object stats_to_js(Napi::Env env, const Engine& e) {
   }
   if (e.jetstream()) {
     js.Set("connected", Napi::Boolean::New(env, e.jetstream()->connected()));
+    js.Set("ready", Napi::Boolean::New(env, e.jetstream()->ready()));
     o.Set("jetstream", js);
   } else {
     o.Set("jetstream", env.Null());

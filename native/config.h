@@ -20,6 +20,9 @@ enum class Protocol : uint8_t { kV1, kLegacy };
 enum class FileFormat : uint8_t { kBinary, kText };
 enum class ClientAuth : uint8_t { kNone, kRequest, kRequire };
 enum class TlsVersion : uint8_t { kTls12, kTls13 };
+// jetstream.whileNotReady: until the stream answers a publish, connections
+// are taken and their messages wait (kHold), or refused (kRefuse).
+enum class WhileNotReady : uint8_t { kHold, kRefuse };
 
 #define MSGS_DECLARE_FIELD(type, member, js) type member;
 
@@ -76,6 +79,24 @@ struct LimitsConfig {
   MSGS_LIMITS_FIELDS(MSGS_DECLARE_FIELD)
 };
 
+// jetstream.tls: TLS toward NATS (also on with tls:// servers). Paths of PEM
+// files; "" is none (ca "": the system's trusted CAs).
+#define MSGS_NATS_TLS_FIELDS(X) \
+  X(std::string, ca, "ca")      \
+  X(std::string, cert, "cert")  \
+  X(std::string, key, "key")
+struct NatsTlsConfig {
+  MSGS_NATS_TLS_FIELDS(MSGS_DECLARE_FIELD)
+};
+
+// jetstream.nkey: an NKey user (its public key, and the file with its seed).
+#define MSGS_NATS_NKEY_FIELDS(X)          \
+  X(std::string, public_key, "publicKey") \
+  X(std::string, seed_file, "seedFile")
+struct NatsNkeyConfig {
+  MSGS_NATS_NKEY_FIELDS(MSGS_DECLARE_FIELD)
+};
+
 // jetstream (docs/scale-out.md): each record is also published to
 // <subject_prefix>.<client_id> on a NATS JetStream stream. The JS section is
 // null when off; `enabled` says which.
@@ -86,7 +107,15 @@ struct LimitsConfig {
   X(uint32_t, replicas, "replicas")                     \
   X(bool, create_stream, "createStream")                \
   X(uint32_t, ack_timeout_ms, "ackTimeoutMs")           \
-  X(uint32_t, max_pending, "maxPending")
+  X(uint32_t, max_pending, "maxPending")                \
+  X(uint32_t, retry_ms, "retryMs")                      \
+  X(WhileNotReady, while_not_ready, "whileNotReady")    \
+  X(NatsTlsConfig, tls, "tls")                          \
+  X(std::string, user, "user")                          \
+  X(std::string, password, "password")                  \
+  X(std::string, token, "token")                        \
+  X(NatsNkeyConfig, nkey, "nkey")                       \
+  X(std::string, creds_file, "credsFile")
 struct JetStreamConfig {
   bool enabled = false;
   MSGS_JETSTREAM_FIELDS(MSGS_DECLARE_FIELD)

@@ -40,6 +40,7 @@ void Engine::build() {
   if (cfg_.jetstream.enabled) {
     jetstream_ = make_jetstream_sink(cfg_, events_, writer_wake_);
     sinks.push_back(jetstream_.get());
+    if (cfg_.jetstream.while_not_ready == WhileNotReady::kRefuse) listener_->refuse_until_ready(jetstream_.get());
   }
   writer_ = std::make_unique<Writer>(cfg_, queue_, route_, writer_wake_, sinks);
 }

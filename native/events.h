@@ -76,8 +76,14 @@ struct DisconnectEvent {
   uint64_t unacked;  // messages whose ACK the connection did not get
 };
 
+// The JetStream stream answered a publish for the first time: the sink is
+// ready (MessageServer's 'ready' event, listen({ waitForSink })).
+struct JetStreamReadyEvent {
+  std::string stream;
+};
+
 using Event = std::variant<LogEvent, RecoveredEvent, IoErrorEvent, RotateEvent, SegmentClosedEvent,
-                           SegmentDeletedEvent, HookDropEvent, ConnectionEvent, DisconnectEvent>;
+                           SegmentDeletedEvent, HookDropEvent, ConnectionEvent, DisconnectEvent, JetStreamReadyEvent>;
 
 // The host's side. Components get a reference to this, never to the engine.
 class Events {

@@ -17,8 +17,19 @@ namespace msgs {
 
 namespace {
 
-constexpr uint64_t kStreamCheckEveryMs = 1000;
+// How often an unusable stream is probed again, and how long a message that
+// failed fast (no responders, a 503 reply, not sent) waits before its resend,
+// as NATS's own clients do (RetryWait).
+constexpr uint64_t kStreamCheckEveryMs = 250;
+constexpr uint64_t kRetryWaitMs = 250;
 constexpr int64_t kFlushWaitMs = 2;
+// The probe's expected last sequence: no stream reaches it, so JetStream
+// answers "wrong last sequence" (err_code 10071) and stores nothing.
+constexpr const char* kProbeLastSeq = "9223372036854775807";
+constexpr const char* kWrongLastSeq = "10071";
+// A created stream's duplicate window: NATS's default of 2 minutes, longer
+// when retryMs + ackTimeoutMs would not fit twice in it.
+constexpr int64_t kDefaultDuplicatesMs = 120000;
 
 size_t ring_size(uint32_t max_pending) {
   size_t n = 1;
@@ -50,6 +61,13 @@ bool duplicate(const char* data, int len) {
   return end - p >= 4 && memcmp(p, "true", 4) == 0;
 }
 
+// The shorter of two waits, where -1 means none.
+int sooner_ms(int a, int b) {
+  if (a < 0) return b;
+  if (b < 0) return a;
+  return std::min(a, b);
+}
+
 }  // namespace
 
 // A callback's stay inside the gate: sink() is null once close() has begun.
@@ -74,6 +92,7 @@ NatsJetStreamSink::NatsJetStreamSink(const Config& cfg, Events& events, Notifier
       cfg_(cfg.jetstream),
       ack_mode_(cfg.ack_mode),
       dedupe_(cfg.protocol != Protocol::kLegacy),
+      retry_ms_(cfg.ack_mode == AckMode::kReplicated ? cfg.jetstream.retry_ms : 0),
       gate_(new Gate(this)) {}
 
 NatsJetStreamSink::~NatsJetStreamSink() { close(); }
@@ -94,6 +113,7 @@ void NatsJetStreamSink::open() {
   const NatsApi& n = *api_;
   ring_ = std::vector<Slot>(ring_size(cfg_.max_pending));
   mask_ = ring_.size() - 1;
+  held_ = std::vector<Held>(ring_.size());
 
   auto check = [&](natsStatus s, const char* what) {
     if (s != NATS_OK) throw std::runtime_error(std::string("jetstream: ") + what + ": " + n.natsStatus_GetText(s));
@@ -102,6 +122,7 @@ void NatsJetStreamSink::open() {
   std::vector<const char*> urls;
   for (const std::string& u : cfg_.servers) urls.push_back(u.c_str());
   check(n.natsOptions_SetServers(opts_, urls.data(), static_cast<int>(urls.size())), "bad jetstream.servers");
+  secure(check);
   n.natsOptions_SetName(opts_, "msgserver");
   n.natsOptions_SetMaxReconnect(opts_, -1);  // a production sink never gives up on its cluster
   n.natsOptions_SetReconnectWait(opts_, 250);
@@ -124,8 +145,11 @@ void NatsJetStreamSink::open() {
   } else if (s != NATS_NOT_YET_CONNECTED) {
     check(s, "cannot connect to NATS");
   } else {
-    events_.log(LogLevel::kWarn, "jetstream: no NATS server reachable yet; retrying in the background "
-                        "(messages are answered REPLICATION_FAILED or kept in the file meanwhile)");
+    const char* last = n.nats_GetLastError(nullptr);  // why: refused, a TLS handshake, credentials
+    events_.log(LogLevel::kWarn, std::string("jetstream: no NATS server reachable yet") +
+                                     (last && *last ? std::string(" (") + last + ")" : "") +
+                                     "; retrying in the background "
+                        "(in ackMode 'replicated' messages wait up to jetstream.retryMs, then REPLICATION_FAILED)");
   }
   check(n.natsConnection_Subscribe(&sub_, nc_, (reply_prefix_ + "*").c_str(), on_ack, gate_),
         "cannot subscribe to publish acknowledgements");
@@ -137,9 +161,42 @@ void NatsJetStreamSink::open() {
   check(n.natsConnection_JetStream(&js_, nc_, &jo), "cannot create a JetStream context");
   // The first look-up runs here, before the server takes messages, so the
   // first batches find the stream ready; later ones run on the checker thread.
-  if (connected_.load(std::memory_order_relaxed)) {
-    stream_state_.store(ensure_stream() ? kStreamOk : kStreamUnknown, std::memory_order_relaxed);
-    next_stream_check_ms_ = monotonic_ms() + kStreamCheckEveryMs;
+  if (connected_.load(std::memory_order_relaxed)) check_stream();
+  next_stream_check_ms_ = monotonic_ms() + kStreamCheckEveryMs;
+}
+
+// TLS and credentials toward NATS (jetstream.tls, user/password, token,
+// nkey, credsFile). Errors name the field and the file, never a secret.
+template <typename Check>
+void NatsJetStreamSink::secure(Check& check) {
+  const NatsApi& n = *api_;
+  const NatsTlsConfig& t = cfg_.tls;
+  bool tls_url = false;
+  for (const std::string& u : cfg_.servers) tls_url = tls_url || u.rfind("tls://", 0) == 0;
+  auto file_check = [&](natsStatus s, const std::string& field, const std::string& file) {
+    if (s == NATS_OK) return;
+    const char* last = n.nats_GetLastError(nullptr);
+    throw std::runtime_error("jetstream: " + field + ": cannot load " + file + ": " + n.natsStatus_GetText(s) +
+                             (last && *last ? std::string(" (") + last + ")" : ""));
+  };
+  if (tls_url || !t.ca.empty() || !t.cert.empty()) {
+    check(n.natsOptions_SetSecure(opts_, true), "cannot turn TLS on");
+    if (!t.ca.empty()) file_check(n.natsOptions_LoadCATrustedCertificates(opts_, t.ca.c_str()), "tls.ca", t.ca);
+    if (!t.cert.empty()) {
+      file_check(n.natsOptions_LoadCertificatesChain(opts_, t.cert.c_str(), t.key.c_str()), "tls.cert/tls.key", t.cert);
+    }
+  }
+  if (!cfg_.user.empty()) {
+    check(n.natsOptions_SetUserInfo(opts_, cfg_.user.c_str(), cfg_.password.c_str()), "cannot set jetstream.user");
+  }
+  if (!cfg_.token.empty()) check(n.natsOptions_SetToken(opts_, cfg_.token.c_str()), "cannot set jetstream.token");
+  if (!cfg_.nkey.seed_file.empty()) {
+    file_check(n.natsOptions_SetNKeyFromSeed(opts_, cfg_.nkey.public_key.c_str(), cfg_.nkey.seed_file.c_str()),
+               "nkey.seedFile", cfg_.nkey.seed_file);
+  }
+  if (!cfg_.creds_file.empty()) {
+    file_check(n.natsOptions_SetUserCredentialsFromFiles(opts_, cfg_.creds_file.c_str(), nullptr), "credsFile",
+               cfg_.creds_file);
   }
 }
 
@@ -164,7 +221,8 @@ void NatsJetStreamSink::on_ack(natsConnection*, natsSubscription*, natsMsg* msg,
   if (len == 0) {
     out = kNoStream;  // "no responders": no stream listens on the subject
   } else if (contains(data, len, "\"error\"")) {
-    out = kRefused;
+    // 503: JetStream cannot take it now (no quorum, an election): it can pass.
+    out = contains(data, len, "\"code\":503") ? kUnavailable : kRefused;
   } else if (duplicate(data, len)) {
     out = kDuplicate;
   } else if (contains(data, len, "\"seq\"")) {
@@ -188,7 +246,7 @@ void NatsJetStreamSink::ack(uint64_t n, Outcome outcome) {
   } else {
     stats.failed.add();
     // relaxed: only a hint; the writer re-checks the stream itself.
-    if (outcome == kNoStream) stream_missing_.store(true, std::memory_order_relaxed);
+    if (outcome == kNoStream || outcome == kUnavailable) stream_missing_.store(true, std::memory_order_relaxed);
   }
   wake_.notify();
 }
@@ -241,7 +299,8 @@ void NatsJetStreamSink::log_unavailable(uint64_t now_ms, const std::string& why)
   events_.log(LogLevel::kError, "jetstream: " + why + "; messages are not published until it is back");
 }
 
-bool NatsJetStreamSink::ready(uint64_t now_ms, bool wait) {
+bool NatsJetStreamSink::usable(uint64_t now_ms, bool wait) {
+  if (closing_) return false;  // no new look-up once close() has joined the checker
   // acquire: pairs with the connection callbacks' release.
   if (!connected_.load(std::memory_order_acquire)) {
     log_unavailable(now_ms, "not connected to any of " + std::to_string(cfg_.servers.size()) + " NATS server(s)");
@@ -270,12 +329,49 @@ bool NatsJetStreamSink::ready(uint64_t now_ms, bool wait) {
   return false;
 }
 
-// The checker thread: one look-up, then the result for the writer.
+// The checker thread (or open()): one look-up and probe, then the result
+// for the writer. The first success is the sink's readiness.
 void NatsJetStreamSink::check_stream() {
-  bool ok = ensure_stream();
-  // release: the writer that sees kStreamOk publishes after a successful look-up.
+  bool ok = ensure_stream() && probe();
+  // release: the writer that sees kStreamOk publishes after a successful probe.
   stream_state_.store(ok ? kStreamOk : kStreamUnknown, std::memory_order_release);
-  if (ok) wake_.notify();
+  if (!ok) return;
+  if (!announced_ready_) {
+    announced_ready_ = true;
+    events_.log(LogLevel::kInfo, "jetstream: stream " + cfg_.stream + " is ready (it answered a publish)");
+    events_.emit(JetStreamReadyEvent{cfg_.stream});
+  }
+  wake_.notify();
+}
+
+// The checker thread: a publish JetStream answers without storing it (its
+// expected last sequence is one no stream reaches). An answer proves the
+// stream has a leader that takes publishes on our subjects; no responders
+// or a timeout mean it does not, yet.
+bool NatsJetStreamSink::probe() {
+  const NatsApi& n = *api_;
+  std::string subject = cfg_.subject_prefix + ".0";
+  natsMsg* msg = nullptr;
+  natsMsg* reply = nullptr;
+  natsStatus s = n.natsMsg_Create(&msg, subject.c_str(), nullptr, nullptr, 0);
+  if (s == NATS_OK) s = n.natsMsgHeader_Set(msg, "Nats-Expected-Stream", cfg_.stream.c_str());
+  if (s == NATS_OK) s = n.natsMsgHeader_Set(msg, "Nats-Expected-Last-Sequence", kProbeLastSeq);
+  if (s == NATS_OK) s = n.natsConnection_RequestMsg(&reply, nc_, msg, std::min<int64_t>(cfg_.ack_timeout_ms, 2000));
+  bool ok = false;
+  std::string why = s == NATS_OK ? "" : n.natsStatus_GetText(s);
+  if (reply) {
+    const char* data = n.natsMsg_GetData(reply);
+    int len = n.natsMsg_GetDataLength(reply);
+    ok = contains(data, len, kWrongLastSeq);
+    if (!ok) why = std::string(data ? data : "", static_cast<size_t>(std::max(len, 0)));
+    n.natsMsg_Destroy(reply);
+  }
+  if (msg) n.natsMsg_Destroy(msg);
+  if (!ok && checker_log_.allow(monotonic_ms())) {
+    events_.log(LogLevel::kWarn, "jetstream: stream " + cfg_.stream + " does not take publishes yet (" + why +
+                                     "); messages wait up to jetstream.retryMs");
+  }
+  return ok;
 }
 
 // The checker thread: looks the stream up, creating it when allowed. Each
@@ -287,7 +383,16 @@ bool NatsJetStreamSink::ensure_stream() {
   jsErrCode jerr = static_cast<jsErrCode>(0);
   natsStatus s = n.js_GetStreamInfo(&si, js_, cfg_.stream.c_str(), nullptr, &jerr);
   if (s == NATS_OK) {
+    int64_t dup_ms = si->Config ? si->Config->Duplicates / 1000000 : 0;
     n.jsStreamInfo_Destroy(si);
+    // A resend after the duplicate window would be stored twice.
+    if (retry_ms_ > 0 && dup_ms > 0 && static_cast<uint64_t>(dup_ms) <= retry_ms_ + cfg_.ack_timeout_ms &&
+        checker_log_.allow(monotonic_ms())) {
+      events_.log(LogLevel::kWarn, "jetstream: stream " + cfg_.stream + " keeps duplicates for " +
+                                       std::to_string(dup_ms) + " ms, not longer than jetstream.retryMs + ackTimeoutMs (" +
+                                       std::to_string(retry_ms_ + cfg_.ack_timeout_ms) +
+                                       " ms): a resend late in the budget may be stored twice");
+    }
     return true;
   }
   auto fail = [this](const std::string& why) {
@@ -311,6 +416,8 @@ bool NatsJetStreamSink::ensure_stream() {
   sc.SubjectsLen = 1;
   sc.Replicas = cfg_.replicas;
   sc.Storage = js_FileStorage;
+  int64_t dup_ms = std::max<int64_t>(kDefaultDuplicatesMs, 2 * static_cast<int64_t>(retry_ms_ + cfg_.ack_timeout_ms));
+  sc.Duplicates = dup_ms * 1000000;  // nanoseconds
   s = n.js_AddStream(&si, js_, &sc, nullptr, &jerr);
   if (s != NATS_OK) {
     return fail("cannot create stream " + cfg_.stream + ": " + n.natsStatus_GetText(s) +
@@ -324,10 +431,17 @@ bool NatsJetStreamSink::ensure_stream() {
 
 void NatsJetStreamSink::publish(Batch* b, uint32_t i, uint64_t seq, bool decides, uint64_t now_ms,
                             const uint8_t* encoded) {
-  const NatsApi& n = *api_;
   // A cluster slower than the file slows the writer down (back-pressure)
   // rather than leaving holes in the stream, in every ACK mode.
-  while (tail_ - head_ >= ring_.size()) wait_for_room();
+  while (outstanding() >= ring_.size()) wait_for_room();
+  // Behind messages waiting for a resend: wait with them, in order.
+  if (decides && held_head_ != held_tail_) return hold(b, i, seq, now_ms, now_ms);
+  send(b, i, seq, decides, now_ms, now_ms, encoded);
+}
+
+void NatsJetStreamSink::send(Batch* b, uint32_t i, uint64_t seq, bool decides, uint64_t now_ms, uint64_t first_ms,
+                         const uint8_t* encoded) {
+  const NatsApi& n = *api_;
   const MsgRef& m = b->msgs[i];
   size_t size = record::record_size(m.name_len, m.payload_len);
   subject_.assign(cfg_.subject_prefix);
@@ -344,12 +458,15 @@ void NatsJetStreamSink::publish(Batch* b, uint32_t i, uint64_t seq, bool decides
   Slot& s = ring_[id & mask_];
   s.batch = decides ? b : nullptr;
   s.index = i;
+  s.seq = seq;
+  s.first_ms = first_ms;
   s.deadline_ms = now_ms + cfg_.ack_timeout_ms;
   // relaxed would do for the ack thread (it reads only `state`); release keeps
   // the new publish number ordered after the writer's last reap of this slot.
   s.state.store(id << 8, std::memory_order_release);
   tail_++;
-  if (decides) b->awaiting++;
+  // A message still kPending is on its first attempt: counted once, here or in hold().
+  if (decides && m.status == kPending) b->awaiting++;
 
   natsMsg* msg = nullptr;
   natsStatus st = n.natsMsg_Create(&msg, subject_.c_str(), reply_.c_str(), reinterpret_cast<const char*>(encoded),
@@ -363,12 +480,62 @@ void NatsJetStreamSink::publish(Batch* b, uint32_t i, uint64_t seq, bool decides
     stats.published.add();
     return;
   }
-  // Not sent (too large for the server's max_payload, connection lost): it fails now.
+  // Not sent (connection closed, reconnect buffer full, too large for the
+  // server's max_payload): reap() resends it while its budget lasts.
   uint64_t expect = id << 8;
-  s.state.compare_exchange_strong(expect, expect | kRefused, std::memory_order_acq_rel);
+  s.state.compare_exchange_strong(expect, expect | kNotSent, std::memory_order_acq_rel);
   stats.unavailable.add();
   log_unavailable(now_ms, std::string("cannot publish a ") + std::to_string(size) + "-byte record: " +
                                       n.natsStatus_GetText(st));
+}
+
+void NatsJetStreamSink::hold(Batch* b, uint32_t i, uint64_t seq, uint64_t first_ms, uint64_t due_ms) {
+  if (b->msgs[i].status == kPending) b->awaiting++;  // not attempted yet: counted once, here or in send()
+  held_[held_tail_ & mask_] = Held{b, i, seq, first_ms, due_ms};
+  held_tail_++;
+  stats.held.add();
+}
+
+int NatsJetStreamSink::resend(uint64_t now_ms) {
+  // Whose budget is spent: REPLICATION_FAILED (it may still be stored: a
+  // client that sends it again with the same msgId gets it stored once).
+  uint64_t failed = 0;
+  while (held_head_ != held_tail_) {
+    Held& h = held_[held_head_ & mask_];
+    if (now_ms < h.first_ms + retry_ms_) break;
+    settle_message(h.batch, h.index, false);
+    held_head_++;
+    stats.held.sub();
+    stats.retry_exhausted.add();
+    failed++;
+  }
+  if (failed > 0) {
+    log_unavailable(now_ms, std::to_string(failed) + " message(s) not acknowledged by stream " + cfg_.stream +
+                                " within jetstream.retryMs (" + std::to_string(retry_ms_) +
+                                " ms): answered REPLICATION_FAILED");
+  }
+  if (held_head_ == held_tail_) return -1;
+  if (now_ms < held_[held_head_ & mask_].due_ms) {
+    const Held& h = held_[held_head_ & mask_];
+    return static_cast<int>(std::min(h.due_ms, h.first_ms + retry_ms_) - now_ms);
+  }
+  if (!usable(now_ms, false)) return static_cast<int>(kRetryWaitMs);
+  bool sent = false;
+  while (held_head_ != held_tail_) {
+    Held h = held_[held_head_ & mask_];
+    if (now_ms < h.due_ms) break;
+    held_head_++;
+    stats.held.sub();
+    const MsgRef& m = h.batch->msgs[h.index];
+    size_t size = record::record_size(m.name_len, m.payload_len);
+    if (scratch_.size() < size) scratch_.resize(size);
+    record::encode(scratch_.data(), h.seq, h.batch->time_us, m.client_id, m.msg_id, h.batch->data + m.offset,
+                   m.name_len, h.batch->data + m.payload_offset(), m.payload_len);
+    send(h.batch, h.index, h.seq, true, now_ms, h.first_ms, scratch_.data());
+    sent = true;
+  }
+  if (sent) flush();
+  return held_head_ == held_tail_ ? -1 : static_cast<int>(kRetryWaitMs);
 }
 
 // Publishes every pending message of the flush, from the writer's binary
@@ -377,7 +544,7 @@ void NatsJetStreamSink::store(Flush& f) {
   if (f.status != wire::kAckOk) return;  // the file did not store them: nothing to replicate
   bool replicated = ack_mode_ == AckMode::kReplicated;
   uint64_t now_ms = monotonic_ms();
-  bool publish_now = ready(now_ms, replicated);
+  bool publish_now = usable(now_ms, replicated && retry_ms_ == 0);
   uint64_t seq = f.first_seq;
   const uint8_t* rec = f.records;
   for (const Span& s : *f.spans) {
@@ -389,6 +556,12 @@ void NatsJetStreamSink::store(Flush& f) {
       if (publish_now) {
         publish(s.batch, i, seq, replicated, now_ms, encoded);
         if (replicated) m.status = kDecidedLater;  // its acknowledgement decides
+      } else if (replicated && retry_ms_ > 0) {
+        // Not usable yet (starting, reconnecting, an election): the message
+        // waits within its budget for the stream.
+        while (outstanding() >= ring_.size()) wait_for_room();
+        hold(s.batch, i, seq, now_ms, now_ms);
+        m.status = kDecidedLater;
       } else {
         stats.unavailable.add();
         if (replicated) m.status = wire::kAckReplicationFailed;
@@ -407,13 +580,20 @@ void NatsJetStreamSink::flush() {
 
 void NatsJetStreamSink::settle(Slot& s, uint8_t outcome) {
   if (!s.batch) return;
-  MsgRef& m = s.batch->msgs[s.index];
-  m.status = outcome == kStored || outcome == kDuplicate ? uint8_t{wire::kAckOk} : uint8_t{wire::kAckReplicationFailed};
-  s.batch->awaiting--;
+  settle_message(s.batch, s.index, outcome == kStored || outcome == kDuplicate);
   s.batch = nullptr;
 }
 
+void NatsJetStreamSink::settle_message(Batch* b, uint32_t i, bool ok) {
+  b->msgs[i].status = ok ? uint8_t{wire::kAckOk} : uint8_t{wire::kAckReplicationFailed};
+  b->awaiting--;
+}
+
 int NatsJetStreamSink::reap(uint64_t now_ms) {
+  // Connected but the stream not usable yet (no traffic may come to ask):
+  // keep the look-ups going. A reconnection wakes the writer by itself.
+  bool probing = connected() && !usable_now();
+  if (probing) usable(now_ms, false);
   uint64_t failed = 0;
   while (head_ != tail_) {
     Slot& s = ring_[head_ & mask_];
@@ -430,6 +610,20 @@ int NatsJetStreamSink::reap(uint64_t now_ms) {
         out = static_cast<uint8_t>(expect & 0xff);  // the ack came in just now
       }
     }
+    if (out != kStored && out != kDuplicate && s.batch && retryable(out) && retry_ms_ > 0) {
+      if (now_ms < s.first_ms + retry_ms_) {
+        // Again with the same Nats-Msg-Id: the duplicate window keeps one
+        // copy if the first attempt was stored after all. A timeout already
+        // waited; a fast failure waits a little before trying again.
+        uint64_t due = out == kTimedOut ? now_ms : now_ms + kRetryWaitMs;
+        hold(s.batch, s.index, s.seq, s.first_ms, due);
+        stats.retries.add();
+        s.batch = nullptr;
+        head_++;
+        continue;
+      }
+      stats.retry_exhausted.add();
+    }
     if (out != kStored && out != kDuplicate) failed++;
     settle(s, out);
     head_++;
@@ -438,9 +632,11 @@ int NatsJetStreamSink::reap(uint64_t now_ms) {
     log_unavailable(now_ms, std::to_string(failed) + " publish(es) not acknowledged by stream " + cfg_.stream +
                                 " (refused or timed out after " + std::to_string(cfg_.ack_timeout_ms) + " ms)");
   }
-  if (head_ == tail_) return -1;
+  int next = resend(now_ms);
+  if (probing) next = sooner_ms(next, static_cast<int>(kStreamCheckEveryMs));
+  if (head_ == tail_) return next;
   uint64_t deadline = ring_[head_ & mask_].deadline_ms;
-  return deadline > now_ms ? static_cast<int>(deadline - now_ms) : 0;
+  return sooner_ms(next, deadline > now_ms ? static_cast<int>(deadline - now_ms) : 0);
 }
 
 bool NatsJetStreamSink::head_settled() const {
@@ -452,7 +648,7 @@ bool NatsJetStreamSink::head_settled() const {
 
 void NatsJetStreamSink::wait_for_room() {
   int timeout = reap(monotonic_ms());
-  if (tail_ - head_ < ring_.size()) return;
+  if (outstanding() < ring_.size()) return;
   wake_.prepare_sleep();
   // Re-check after arming: an ack that landed before prepare_sleep() did not signal.
   if (head_settled()) {
@@ -465,6 +661,7 @@ void NatsJetStreamSink::wait_for_room() {
 void NatsJetStreamSink::close() {
   if (!api_) return;
   const NatsApi& n = *api_;
+  closing_ = true;
   if (checker_.joinable()) checker_.join();  // bounded by the context's 2 s wait
   // The service threads have exited: no ACK waits any more. What has no
   // outcome yet is settled as timed out (it may still be stored).
@@ -480,6 +677,11 @@ void NatsJetStreamSink::close() {
     }
     settle(s, out);
     head_++;
+  }
+  while (held_head_ != held_tail_) {  // no time is left for their resends
+    settle_message(held_[held_head_ & mask_].batch, held_[held_head_ & mask_].index, false);
+    held_head_++;
+    stats.held.sub();
   }
   // Late acknowledgements are not wanted: every slot is settled.
   if (sub_) n.natsSubscription_Unsubscribe(sub_);

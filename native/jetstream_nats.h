@@ -4,6 +4,15 @@
 // `<inbox>.<n>`; libnats's subscription thread records each acknowledgement
 // in slot n of a ring; the writer applies them (in publish order) and times
 // out the ones that never come. No JS runs on this path.
+//
+// In 'replicated' mode a publish that failed for a reason that can pass (no
+// responders, a 503 reply, no acknowledgement in time, not connected) is
+// sent again, with the same Nats-Msg-Id, until it is acknowledged or
+// jetstream.retryMs since its first attempt is spent. Messages waiting for
+// a resend (or for the stream to become usable) wait in a FIFO beside the
+// ring; the two together hold at most maxPending messages, and a full
+// window stops the writer (back-pressure to the shared queue and the
+// sockets) instead of growing.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -47,18 +56,34 @@ class NatsJetStreamSink final : public JetStreamSink {
   void drain() override { close(); }
   // acquire: pairs with the connection callbacks' release.
   bool connected() const override { return connected_.load(std::memory_order_acquire); }
+  // acquire: pairs with the checker's release of a probe that passed.
+  bool ready() const override {
+    return connected() && stream_state_.load(std::memory_order_acquire) == kStreamOk;
+  }
 
  private:
   // Connected, and the stream exists (created when createStream). The look-up
   // runs on a checker thread; with `wait` (ackMode 'replicated') the writer
   // waits for a look-up in progress instead of answering without the stream.
-  bool ready(uint64_t now_ms, bool wait);
+  bool usable(uint64_t now_ms, bool wait);
   // Publishes message i of b as record `seq`. With `decides`, the message's
   // status is left pending and set when the acknowledgement arrives (or
   // times out), and b->awaiting counts it. Otherwise its status is already
   // final and the outcome is only counted. A full ring makes the writer wait
   // in both cases. `encoded` is its binary record.
   void publish(Batch* b, uint32_t i, uint64_t seq, bool decides, uint64_t now_ms, const uint8_t* encoded);
+  // One attempt: takes the next publish number and hands the record to
+  // libnats. `first_ms` is the message's first attempt (its retry budget).
+  void send(Batch* b, uint32_t i, uint64_t seq, bool decides, uint64_t now_ms, uint64_t first_ms,
+            const uint8_t* encoded);
+  // Keeps a message (of a held batch) for a later attempt at due_ms.
+  void hold(Batch* b, uint32_t i, uint64_t seq, uint64_t first_ms, uint64_t due_ms);
+  // Expires held messages whose budget is spent and sends the due ones
+  // when the stream is usable. Returns ms until the next is due, or -1.
+  int resend(uint64_t now_ms);
+  // acquire: pairs with the checker's release of its result.
+  bool usable_now() const { return stream_state_.load(std::memory_order_acquire) == kStreamOk; }
+  uint64_t outstanding() const { return (tail_ - head_) + (held_tail_ - held_head_); }
   // After a buffer's publishes in 'replicated' mode: has libnats write them
   // out now instead of after its flusher's 1 ms gathering delay. One write
   // (and a PING) per buffer; waits at most kFlushWaitMs for the PONG.
@@ -74,9 +99,22 @@ class NatsJetStreamSink final : public JetStreamSink {
     std::atomic<uint64_t> state{0};  // (n << 8) | outcome; outcome 0 = none yet
     Batch* batch = nullptr;          // null: the outcome only counts
     uint32_t index = 0;
+    uint64_t seq = 0;                // the record's sequence number (to encode it again)
+    uint64_t first_ms = 0;           // the message's first attempt
     uint64_t deadline_ms = 0;
   };
-  enum Outcome : uint8_t { kNone = 0, kStored = 1, kDuplicate = 2, kRefused = 3, kNoStream = 4, kTimedOut = 5 };
+  // A message waiting for its next attempt (its batch is held meanwhile).
+  struct Held {
+    Batch* batch;
+    uint32_t index;
+    uint64_t seq, first_ms, due_ms;
+  };
+  // kNoStream (no responders), kUnavailable (a 503 error reply), kTimedOut
+  // and kNotSent can pass with an election or a reconnection: retried.
+  enum Outcome : uint8_t {
+    kNone = 0, kStored = 1, kDuplicate = 2, kRefused = 3, kNoStream = 4, kTimedOut = 5, kUnavailable = 6, kNotSent = 7
+  };
+  static bool retryable(uint8_t o) { return o == kNoStream || o == kTimedOut || o == kUnavailable || o == kNotSent; }
 
   // What libnats's callbacks get as their closure. libnats offers no point
   // after which it will not call back any more, so the sink is reached only
@@ -98,7 +136,11 @@ class NatsJetStreamSink final : public JetStreamSink {
   static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
   void ack(uint64_t n, Outcome outcome);
   void settle(Slot& s, uint8_t outcome);
+  static void settle_message(Batch* b, uint32_t i, bool ok);
   bool ensure_stream();
+  bool probe();
+  template <typename Check>
+  void secure(Check& check);
   void check_stream();
   void wait_for_room();
   void log_unavailable(uint64_t now_ms, const std::string& why);
@@ -120,6 +162,10 @@ class NatsJetStreamSink final : public JetStreamSink {
   std::vector<Slot> ring_;             // power of two >= max_pending
   uint64_t mask_ = 0;
   uint64_t head_ = 1, tail_ = 1;       // publish numbers: [head_, tail_) in flight; 0 is never used
+  std::vector<Held> held_;             // as large as ring_: [held_head_, held_tail_) wait, in order
+  uint64_t held_head_ = 0, held_tail_ = 0;
+  std::vector<uint8_t> scratch_;       // a held message's record, encoded again for its resend
+  const uint64_t retry_ms_;
   std::string subject_, reply_, msg_id_;
 
   // release/acquire: set by libnats's connection-event thread, read by the writer.
@@ -133,6 +179,8 @@ class NatsJetStreamSink final : public JetStreamSink {
   std::atomic<int> stream_state_{kStreamUnknown};
   std::thread checker_;
   uint64_t next_stream_check_ms_ = 0;
+  bool announced_ready_ = false;
+  bool closing_ = false;               // writer (or the Node thread once it has stopped): close() began       // checker thread: the first passed probe was reported
   // A dead cluster fails every batch: log once per interval. The checker
   // thread has its own (one checker runs at a time, joined in between).
   static constexpr uint64_t kLogEveryMs = 5000;

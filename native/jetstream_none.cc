@@ -17,6 +17,7 @@ class NoJetStreamSink final : public JetStreamSink {
   void open() override { throw std::runtime_error(kNotBuilt); }
   void store(Flush&) override {}
   bool connected() const override { return false; }
+  bool ready() const override { return false; }
 };
 
 }  // namespace

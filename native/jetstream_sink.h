@@ -19,6 +19,9 @@ class JetStreamSink : public Sink {
  public:
   // acquire: the connection state is set by libnats's threads.
   virtual bool connected() const = 0;
+  // Connected, the stream exists and it answered a publish (a probe that
+  // JetStream refuses without storing: see jetstream_nats.cc). Any thread.
+  virtual bool ready() const = 0;
   JetStreamStats stats;
 };
 

@@ -136,7 +136,14 @@ void Listener::accept_one(int fd, sockaddr* addr, int len) {
   uint32_t open = open_connections_.fetch_add(1, std::memory_order_relaxed);
   if (open >= live_.max_connections.load(std::memory_order_relaxed)) {
     open_connections_.fetch_sub(1, std::memory_order_relaxed);
-    reject_busy(fd);
+    stats.rejected_busy.add();
+    reject(fd, "too many connections");
+    return;
+  }
+  if (not_ready_gate_ && !not_ready_gate_->ready()) {
+    open_connections_.fetch_sub(1, std::memory_order_relaxed);
+    stats.rejected_not_ready.add();
+    reject(fd, "not ready: the JetStream stream does not answer publishes yet; try again later");
     return;
   }
   int one = 1;
@@ -146,8 +153,7 @@ void Listener::accept_one(int fd, sockaddr* addr, int len) {
   svc->hand_off(fd, addr, static_cast<socklen_t>(len));
 }
 
-void Listener::reject_busy(int fd) {
-  stats.rejected_busy.add();
+void Listener::reject(int fd, const char* reason) {
   // Read what the client already sent, so that close() does not answer with
   // a reset that could destroy the ERR before the client reads it.
   uint8_t sink[4096];
@@ -155,8 +161,7 @@ void Listener::reject_busy(int fd) {
   }
   if (cfg_.protocol == Protocol::kV1) {  // legacy clients know no ERR frame
     uint8_t frame[wire::kMaxErrFrameSize];
-    static const char kReason[] = "too many connections";
-    size_t n = wire::encode_err(frame, wire::kErrBusy, kReason, sizeof kReason - 1);
+    size_t n = wire::encode_err(frame, wire::kErrBusy, reason, strlen(reason));
     ssize_t w = send(fd, frame, n, MSG_NOSIGNAL);
     (void)w;
   }

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "events.h"
+#include "jetstream_sink.h"
 #include "notifier.h"
 #include "service_loop.h"
 #include "stats.h"
@@ -35,6 +36,9 @@ class Listener {
   void bind();
   uint16_t port() const { return port_; }
   void start();
+  // jetstream.whileNotReady 'refuse': until `sink` is ready, connections get
+  // ERR BUSY saying so. Node thread, before start().
+  void refuse_until_ready(const JetStreamSink* sink) { not_ready_gate_ = sink; }
   // Any thread: closes the listening socket and joins the thread.
   void stop();
 
@@ -46,7 +50,7 @@ class Listener {
   static void on_stop(evutil_socket_t, short, void* arg);
   static void on_resume(evutil_socket_t, short, void* arg);
   void accept_one(int fd, sockaddr* addr, int len);
-  void reject_busy(int fd);
+  void reject(int fd, const char* reason);
 
   const Config& cfg_;
   const LiveSettings& live_;
@@ -63,6 +67,7 @@ class Listener {
   int fd_ = -1;
   uint16_t port_ = 0;
   uint32_t next_service_ = 0;
+  const JetStreamSink* not_ready_gate_ = nullptr;
 };
 
 }  // namespace msgs

@@ -16,9 +16,12 @@
   X(natsOptions_SetDisconnectedCB) X(natsOptions_SetReconnectedCB) X(natsOptions_SetClosedCB)      \
   X(natsOptions_SetErrorHandler) X(natsOptions_SetTimeout) X(natsOptions_SetPingInterval)          \
   X(natsOptions_SetMaxPingsOut) X(natsOptions_SetNoRandomize)                                      \
+  X(natsOptions_SetSecure) X(natsOptions_LoadCATrustedCertificates) X(natsOptions_LoadCertificatesChain) \
+  X(natsOptions_SetUserInfo) X(natsOptions_SetToken) X(natsOptions_SetNKeyFromSeed)                \
+  X(natsOptions_SetUserCredentialsFromFiles) X(nats_GetLastError)                                  \
   X(natsConnection_Connect) X(natsConnection_Close) X(natsConnection_Destroy)                      \
   X(natsConnection_PublishMsg) X(natsConnection_Subscribe) X(natsConnection_GetConnectedUrl)       \
-  X(natsConnection_JetStream) X(natsConnection_FlushTimeout)                                       \
+  X(natsConnection_JetStream) X(natsConnection_FlushTimeout) X(natsConnection_RequestMsg)          \
   X(natsSubscription_SetPendingLimits) X(natsSubscription_Unsubscribe) X(natsSubscription_Destroy) \
   X(natsSubscription_Drain) X(natsSubscription_WaitForDrainCompletion)                            \
   X(natsInbox_Create) X(natsInbox_Destroy)                                                         \

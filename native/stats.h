@@ -78,6 +78,9 @@ struct alignas(64) JetStreamStats {
   Counter timeouts;           // no acknowledgement within ackTimeoutMs
   Counter unavailable;        // messages not published: not connected, or no stream
   Counter reconnects;
+  Counter retries;            // publishes sent again after a failure that can pass (retryMs)
+  Counter retry_exhausted;    // messages answered REPLICATION_FAILED once retryMs was spent
+  Counter held;               // gauge: messages waiting for a resend or for the stream
 };
 
 // The arrays above are indexed by the wire codes: one counter per code.
@@ -89,6 +92,7 @@ static_assert(sizeof(ServiceStats::errors) / sizeof(Counter) == wire::kErrForbid
 struct alignas(64) ListenerStats {
   Counter accepted;
   Counter rejected_busy;
+  Counter rejected_not_ready; // refused while JetStream was not ready (whileNotReady 'refuse')
   Counter accept_errors;
 };
 

@@ -43,9 +43,11 @@ const env = {
 // durability and disk faults (their server children inherit the sanitized
 // addon; the fault shim is preloaded after the sanitizer runtime), the storm
 // and the JetStream sink (against a real nats-server, which skips when it is
-// missing); TLS, authentication and the partial-frame budget.
+// missing): readiness, retries through leader kills and pauses, and TLS (with
+// libnats's own libssl loaded beside Node's OpenSSL); TLS on the ingest port,
+// authentication and the partial-frame budget.
 const suites = ['e2e', 'bad-input', 'lifecycle', 'legacy', 'hooks', 'limits', 'durability', 'io-faults', 'storm', 'jetstream',
-  'tls', 'auth', 'partial-frame'];
+  'jetstream-ready', 'jetstream-failover', 'jetstream-tls', 'tls', 'auth', 'partial-frame'];
 const tests = suites.map((t) => path.join(root, 'dist-test', `${t}.test.js`));
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...tests], { stdio: 'inherit', env, cwd: root });
 process.exit(r.status ?? 1);

@@ -99,7 +99,8 @@ test('every option in DEFAULTS has exactly one flag', () => {
   };
   walk('', DEFAULTS);
   // The jetstream section is off (null) by default: its fields are servers plus JETSTREAM_DEFAULTS.
-  for (const sub of ['servers', ...Object.keys(JETSTREAM_DEFAULTS)]) optionPaths.push(`jetstream.${sub}`);
+  optionPaths.push('jetstream.servers');
+  walk('jetstream.', JETSTREAM_DEFAULTS);
   // So are tls and auth; auth.principals (a map) is set in a config file only.
   for (const sub of ['cert', 'key', ...Object.keys(TLS_DEFAULTS)]) optionPaths.push(`tls.${sub}`);
   for (const sub of Object.keys(AUTH_DEFAULTS).filter((k) => k !== 'principals')) optionPaths.push(`auth.${sub}`);

@@ -209,6 +209,14 @@ test('jetstream: off by default; servers normalised; section defaults filled in'
     createStream: true,
     ackTimeoutMs: 5000,
     maxPending: 65536,
+    retryMs: 15000,
+    whileNotReady: 'hold',
+    tls: { ca: '', cert: '', key: '' },
+    user: '',
+    password: '',
+    token: '',
+    nkey: { publicKey: '', seedFile: '' },
+    credsFile: '',
   });
   // A record must fit NATS's 1 MiB max_payload: the default largest message shrinks to fit.
   assert.equal(cfg.limits.maxMessageBytes, 1024 * 1024 - 1024);
@@ -228,11 +236,29 @@ const jsInvalid: [string, Record<string, unknown>, RegExp][] = [
   ['jetstream.ackTimeoutMs', { jetstream: { servers: 'x:1', ackTimeoutMs: 10 } }, /integer 100\.\./],
   ['jetstream.bogus', { jetstream: { servers: 'x:1', bogus: 1 } }, /no such option \(known: servers, stream/],
   ['jetstream', { jetstream: 'nats://x:1' }, /null or an object/],
+  ['jetstream.retryMs', { jetstream: { servers: 'x:1', retryMs: -1 } }, /integer 0\.\.300000/],
+  ['jetstream.whileNotReady', { jetstream: { servers: 'x:1', whileNotReady: 'wait' } }, /'hold', 'refuse'|hold.*refuse/],
+  ['jetstream.tls', { jetstream: { servers: 'x:1', tls: { cert: 'c.pem' } } }, /cert and key together/],
+  ['jetstream.tls', { jetstream: { servers: 'x:1', tls: { ca: 1 } } }, /of strings/],
+  ['jetstream.nkey', { jetstream: { servers: 'x:1', nkey: { publicKey: 'U' } } }, /seedFile required|publicKey, seedFile required/],
+  ['jetstream.password', { jetstream: { servers: 'x:1', password: 'p' } }, /only with jetstream\.user/],
+  ['jetstream', { jetstream: { servers: 'x:1', user: 'u', token: 't' } }, /at most one kind of credentials/],
   ['ackMode', { ackMode: 'replicated' }, /'replicated' only with a jetstream section/],
   ['file.enabled', { file: { enabled: false } }, /false only with a jetstream section/],
   ['ackMode', { ackMode: 'durable', file: { enabled: false }, jetstream: { servers: 'x:1' } }, /'durable' only with file\.enabled/],
   ['limits.maxMessageBytes', { limits: { maxMessageBytes: 1024 * 1024 }, jetstream: { servers: 'x:1' } }, /0\.\.1047552 with jetstream/],
 ];
+test('jetstream config: a secret in an issue is redacted, never echoed', () => {
+  const err = configError({ jetstream: { servers: 'x:1', password: 'hunter2-secret' } });
+  assert.ok(!err.message.includes('hunter2-secret'), err.message);
+  const bad = configError({ jetstream: { servers: 'x:1', token: 42 } });
+  assert.match(bad.message, /jetstream\.token = .*redacted/);
+});
+
+test('jetstream config: tls:// servers are kept', () => {
+  assert.deepEqual(resolveConfig({ jetstream: { servers: 'tls://n1:4222' } }).jetstream!.servers, ['tls://n1:4222']);
+});
+
 for (const [field, opts, allowed] of jsInvalid) {
   test(`jetstream config: ${field} in ${JSON.stringify(opts)} is reported by field`, () => {
     const err = configError(opts);

@@ -253,11 +253,11 @@ test("ackMode 'written' with JetStream beside the file: ACKs follow the file, th
   assert.equal(stream.length, 1000);
 });
 
-test('no stream and createStream false: REPLICATION_FAILED, never OK, and a log line names the stream', { skip, timeout: 30_000 }, async () => {
+test('no stream and createStream false (retries off): REPLICATION_FAILED, never OK, and a log line names the stream', { skip, timeout: 30_000 }, async () => {
   const { server, client, logs } = await serve({
     ackMode: 'replicated',
     file: { enabled: false },
-    jetstream: { servers: nats!.url, stream: 'ABSENT', subjectPrefix: 'absent', createStream: false },
+    jetstream: { servers: nats!.url, stream: 'ABSENT', subjectPrefix: 'absent', createStream: false, retryMs: 0 },
   });
   const { statuses } = await sendAll(client, 20, 'a');
   assert.deepEqual(statuses, { REPLICATION_FAILED: 20 });
@@ -265,14 +265,14 @@ test('no stream and createStream false: REPLICATION_FAILED, never OK, and a log 
   await until('a log line naming stream ABSENT', () => logs.some((l) => l.level === 'error' && /stream ABSENT does not exist/.test(l.message)));
 });
 
-test('started while NATS is down: REPLICATION_FAILED (never OK), then normal service once NATS is up, without a restart', { skip, timeout: 60_000 }, async () => {
+test('started while NATS is down (retries off): REPLICATION_FAILED (never OK), then normal service once NATS is up, without a restart', { skip, timeout: 60_000 }, async () => {
   const port = await freePort();
   const url = `nats://127.0.0.1:${port}`;
   const file = path.join(dir, 'down.log');
   const { server, client, logs } = await serve({
     ackMode: 'replicated',
     file: { path: file },
-    jetstream: { servers: url, stream: 'LATE', subjectPrefix: 'late', ackTimeoutMs: 2000 },
+    jetstream: { servers: url, stream: 'LATE', subjectPrefix: 'late', ackTimeoutMs: 2000, retryMs: 0 },
   });
   const down = await sendAll(client, 200, 'd');
   assert.deepEqual(down.statuses, { REPLICATION_FAILED: 200 });
@@ -291,7 +291,7 @@ test('started while NATS is down: REPLICATION_FAILED (never OK), then normal ser
   assert.equal(stream.length, 300);
 });
 
-test('a NATS server that stops answering: the publish times out after ackTimeoutMs and is answered REPLICATION_FAILED, never OK', { skip, timeout: 60_000 }, async () => {
+test('a NATS server that stops answering (retries off): the publish times out after ackTimeoutMs and is answered REPLICATION_FAILED, never OK', { skip, timeout: 60_000 }, async () => {
   const own = await startNatsServer(dir);
   cleanups.push(() => {
     own.proc.kill('SIGCONT');
@@ -300,7 +300,7 @@ test('a NATS server that stops answering: the publish times out after ackTimeout
   const { server, client } = await serve({
     ackMode: 'replicated',
     file: { enabled: false, fsync: 'never' },
-    jetstream: { servers: own.url, stream: 'STALL', subjectPrefix: 'stall', ackTimeoutMs: 500 },
+    jetstream: { servers: own.url, stream: 'STALL', subjectPrefix: 'stall', ackTimeoutMs: 500, retryMs: 0 },
   });
   assert.equal((await client.send('before')).statusName, 'OK');
   own.proc.kill('SIGSTOP');

@@ -74,6 +74,17 @@ export const SERVER_FLAGS: readonly ServerFlag[] = [
   { flag: 'jetstream-create-stream', path: ['jetstream', 'createStream'], kind: 'switch', help: 'create the stream when missing: true | false' },
   { flag: 'jetstream-ack-timeout-ms', path: ['jetstream', 'ackTimeoutMs'], kind: 'number', help: 'a publish unacknowledged this long failed' },
   { flag: 'jetstream-max-pending', path: ['jetstream', 'maxPending'], kind: 'number', help: 'publishes awaiting acknowledgement' },
+  { flag: 'jetstream-retry-ms', path: ['jetstream', 'retryMs'], kind: 'number', help: 'replicated: retry a failed publish this long (same Nats-Msg-Id)' },
+  { flag: 'jetstream-while-not-ready', path: ['jetstream', 'whileNotReady'], kind: 'string', help: 'until the stream answers: hold | refuse' },
+  { flag: 'jetstream-tls-ca', path: ['jetstream', 'tls', 'ca'], kind: 'string', help: 'TLS toward NATS: CA certificates (PEM file)' },
+  { flag: 'jetstream-tls-cert', path: ['jetstream', 'tls', 'cert'], kind: 'string', help: 'TLS toward NATS: client certificate (PEM file)' },
+  { flag: 'jetstream-tls-key', path: ['jetstream', 'tls', 'key'], kind: 'string', help: 'TLS toward NATS: its key (PEM file)' },
+  { flag: 'jetstream-user', path: ['jetstream', 'user'], kind: 'string', help: 'NATS user' },
+  { flag: 'jetstream-password', path: ['jetstream', 'password'], kind: 'string', help: 'NATS password (prefer the environment variable)' },
+  { flag: 'jetstream-token', path: ['jetstream', 'token'], kind: 'string', help: 'NATS token (prefer the environment variable)' },
+  { flag: 'jetstream-nkey-public', path: ['jetstream', 'nkey', 'publicKey'], kind: 'string', help: 'NKey user: its public key' },
+  { flag: 'jetstream-nkey-seed-file', path: ['jetstream', 'nkey', 'seedFile'], kind: 'string', help: 'NKey user: the file with its seed' },
+  { flag: 'jetstream-creds', path: ['jetstream', 'credsFile'], kind: 'string', help: 'NATS .creds file' },
 ];
 
 /** 'true'/'1' and 'false'/'0' become booleans; anything else is left for resolveConfig to report. */
@@ -261,7 +272,10 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 function defaultFor(path: ServerFlag['path']): unknown {
   if (typeof path !== 'string' && path[0] === 'jetstream') {
-    return path[1] === 'servers' ? 'off' : (JETSTREAM_DEFAULTS as unknown as Record<string, unknown>)[path[1]];
+    if (path[1] === 'servers') return 'off';
+    let at: unknown = JETSTREAM_DEFAULTS;
+    for (const k of path.slice(1)) at = (at as Record<string, unknown>)[k];
+    return at === '' ? 'none' : at;
   }
   if (typeof path !== 'string' && path[0] === 'tls') {
     const v = path[1] === 'cert' || path[1] === 'key' ? 'off' : (TLS_DEFAULTS as unknown as Record<string, unknown>)[path[1]];

@@ -10,7 +10,16 @@
 // no acks, recreated by the client library if a message is missed. It is
 // deleted when the iteration ends (and would expire by itself otherwise), so
 // reading leaves no state behind.
-import { connect, type ConnectionOptions, type Consumer, type ConsumerMessages, type JsMsg, type NatsConnection } from 'nats';
+//
+// A cluster losing a node or electing a leader makes requests time out, the
+// connection move to another server and the consumer vanish for a while.
+// Those failures are retried with back-off for up to `retryMs` since the last
+// progress: the reader reconnects (the client library does) and starts a new
+// consumer right after the last sequence it delivered, so nothing is skipped
+// or repeated. Only a failure that outlasts the budget raises, as a
+// StreamReadError naming the last cause.
+import * as fs from 'node:fs';
+import { connect, credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type Consumer, type ConsumerMessages, type JsMsg, type NatsConnection } from 'nats';
 import { decodeRecord, type LogRecord } from '../format/record';
 
 export interface ReadStreamOptions {
@@ -24,6 +33,20 @@ export interface ReadStreamOptions {
   follow?: boolean;
   /** Bounds connecting and each JetStream API request (ms); default 10000. */
   timeoutMs?: number;
+  /**
+   * How long transient failures (a timeout, no responders, a lost connection,
+   * a consumer gone during an election) are retried, in ms since the last
+   * record read; default 30000. 0: the first failure raises.
+   */
+  retryMs?: number;
+  /** TLS toward NATS (as jetstream.tls): PEM files of the CAs to trust, and of a client certificate and key. */
+  tls?: { ca?: string; cert?: string; key?: string };
+  /** Credentials, as the server's jetstream section takes them: user (+ password), token, nkey (its seed file) or credsFile. */
+  user?: string;
+  password?: string;
+  token?: string;
+  nkey?: { seedFile: string; publicKey?: string };
+  credsFile?: string;
 }
 
 /** One stream message: the record it holds, plus where it is in the stream. */
@@ -72,7 +95,24 @@ export class NatsConnectError extends Error {
   }
 }
 
+/** Reading failed for longer than retryMs (`cause` is the last failure; `lastSeq` the last stream sequence delivered, 0 for none). */
+export class StreamReadError extends Error {
+  readonly code = 'ERR_MSGS_STREAM_READ';
+  readonly stream: string;
+  readonly lastSeq: bigint;
+  constructor(stream: string, lastSeq: bigint, retryMs: number, cause: unknown) {
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super(`stream ${stream}: reading failed after stream sequence ${lastSeq} and did not recover within ${retryMs} ms: ${why}`, { cause });
+    this.name = 'StreamReadError';
+    this.stream = stream;
+    this.lastSeq = lastSeq;
+  }
+}
+
 const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_RETRY_MS = 30_000;
+const BACKOFF_FIRST_MS = 100;
+const BACKOFF_MAX_MS = 2000;
 const MAX_U53 = BigInt(Number.MAX_SAFE_INTEGER);
 
 interface Checked {
@@ -81,6 +121,7 @@ interface Checked {
   fromSeq: number;
   follow: boolean;
   timeoutMs: number;
+  retryMs: number;
 }
 
 function check(opts: ReadStreamOptions): Checked {
@@ -102,7 +143,9 @@ function check(opts: ReadStreamOptions): Checked {
   if (opts.follow !== undefined && typeof opts.follow !== 'boolean') throw new TypeError('follow must be a boolean');
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError(`timeoutMs must be a positive number, got ${String(opts.timeoutMs)}`);
-  return { servers: servers as string[], stream: opts.stream, fromSeq, follow: opts.follow === true, timeoutMs };
+  const retryMs = opts.retryMs ?? DEFAULT_RETRY_MS;
+  if (!Number.isFinite(retryMs) || retryMs < 0) throw new RangeError(`retryMs must be a number >= 0, got ${String(opts.retryMs)}`);
+  return { servers: servers as string[], stream: opts.stream, fromSeq, follow: opts.follow === true, timeoutMs, retryMs };
 }
 
 function isStreamNotFound(err: unknown): boolean {
@@ -123,62 +166,142 @@ export function decodeStreamMessage(stream: string, streamSeq: bigint, subject: 
   return { ...res.record, offset: 0, streamSeq, subject };
 }
 
+/** The TLS and credential options of the nats client (files read here; nothing is logged). */
+function security(opts: ReadStreamOptions): Partial<ConnectionOptions> {
+  const out: Partial<ConnectionOptions> = {};
+  if (opts.tls) {
+    out.tls = {
+      ...(opts.tls.ca ? { caFile: opts.tls.ca } : {}),
+      ...(opts.tls.cert ? { certFile: opts.tls.cert } : {}),
+      ...(opts.tls.key ? { keyFile: opts.tls.key } : {}),
+    };
+  }
+  if (opts.user) {
+    out.user = opts.user;
+    out.pass = opts.password ?? '';
+  }
+  if (opts.token) out.token = opts.token;
+  if (opts.nkey) out.authenticator = nkeyAuthenticator(new TextEncoder().encode(fs.readFileSync(opts.nkey.seedFile, 'utf8').trim()));
+  if (opts.credsFile) out.authenticator = credsAuthenticator(fs.readFileSync(opts.credsFile));
+  return out;
+}
+
+/** A failure that cannot pass by waiting: raised at once. */
+function permanent(err: unknown): boolean {
+  return err instanceof StreamCorruptError || err instanceof StreamNotFoundError;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
 /**
  * Reads a JetStream stream's records in stream order, from `fromSeq` (default
  * the start) to the stream's last sequence as it was when reading began, or,
  * with `follow`, on and on as messages arrive. Throws StreamNotFoundError when
  * there is no such stream, StreamCorruptError at a message that is not exactly
  * one valid record (after yielding every record before it), NatsConnectError
- * when no server answers. The NATS
- * connection is closed when the iteration ends, also by `break` or an error.
+ * when no server answers at the start, StreamReadError when reading fails
+ * for longer than `retryMs` (node loss and elections are ridden out: see the
+ * top of this file). The NATS connection is closed when the iteration ends,
+ * also by `break` or an error.
  */
 export async function* readStream(opts: ReadStreamOptions): AsyncIterableIterator<StreamRecord> {
   const o = check(opts);
-  const connectOpts: ConnectionOptions = { servers: o.servers, timeout: o.timeoutMs, name: 'msgserver readStream' };
+  const connectOpts: ConnectionOptions = {
+    ...security(opts),
+    servers: o.servers,
+    timeout: o.timeoutMs,
+    name: 'msgserver readStream',
+    // Ride out node loss: move to another server of the cluster, without end
+    // (the retry budget below bounds how long reading may stall).
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+  };
+  // The first connection tries every server once: none answering is an
+  // error at once (a wrong address should not wait out a budget).
   let nc: NatsConnection;
   try {
     nc = await connect(connectOpts);
   } catch (err) {
     throw new NatsConnectError(o.servers, err);
   }
-  let consumer: Consumer | null = null;
-  let msgs: ConsumerMessages | null = null;
+  let failingSince: number | null = null; // the first failure since the last progress
+  let backoff = BACKOFF_FIRST_MS;
+  // A consumer's iterator waits quietly while the connection is down: a
+  // watchdog ends it once the connection has been down for the whole budget.
+  let current: ConsumerMessages | null = null;
+  let lost: Error | null = null;
+  let watchdog: NodeJS.Timeout | null = null;
+  void (async () => {
+    for await (const st of nc.status()) {
+      if (st.type === 'disconnect' && watchdog === null) {
+        watchdog = setTimeout(() => {
+          lost = new Error(`disconnected from NATS (last server ${String(st.data)}) and not reconnected`);
+          current?.stop();
+        }, o.retryMs);
+      } else if (st.type === 'reconnect' && watchdog !== null) {
+        clearTimeout(watchdog);
+        watchdog = null;
+      }
+    }
+  })().catch(() => {});
+  let lastSeq = -1; // the stream's last sequence when reading began (not following)
+  let lastRead = o.fromSeq - 1;
   try {
-    const jsm = await nc.jetstreamManager({ timeout: o.timeoutMs });
-    let lastSeq: number;
-    let messages: number;
-    try {
-      const info = await jsm.streams.info(o.stream);
-      lastSeq = info.state.last_seq;
-      messages = info.state.messages;
-    } catch (err) {
-      if (isStreamNotFound(err)) throw new StreamNotFoundError(o.stream, o.servers);
-      throw err;
+    for (;;) {
+      let msgs: ConsumerMessages | null = null;
+      let consumer: Consumer | null = null;
+      try {
+        if (lastSeq < 0) {
+          const jsm = await nc.jetstreamManager({ timeout: o.timeoutMs });
+          try {
+            const info = await jsm.streams.info(o.stream);
+            lastSeq = info.state.messages === 0 ? 0 : info.state.last_seq;
+          } catch (err) {
+            if (isStreamNotFound(err)) throw new StreamNotFoundError(o.stream, o.servers);
+            throw err;
+          }
+        }
+        if (!o.follow && (lastSeq === 0 || lastRead >= lastSeq)) return;
+        consumer = await nc.jetstream({ timeout: o.timeoutMs }).consumers.get(o.stream, { opt_start_seq: lastRead + 1 });
+        // Short pulls with heartbeats: a pull lost with a node is noticed (two
+        // missed heartbeats) and re-issued within seconds, not 30 s.
+        const expires = Math.min(5000, Math.max(1000, Math.round(o.timeoutMs / 2)));
+        msgs = await consumer.consume({ max_messages: 256, expires, idle_heartbeat: expires / 2 });
+        current = msgs;
+        // Nothing at or after the start (the rest was deleted): done, without waiting for a message that will not come.
+        if (!o.follow && (await consumer.info(true)).num_pending === 0) return;
+        failingSince = null; // a consumer is in place: a new failure gets the whole budget
+        backoff = BACKOFF_FIRST_MS;
+        for await (const m of msgs as AsyncIterable<JsMsg>) {
+          if (m.seq <= lastRead) continue; // already delivered before a restart
+          if (!o.follow && m.seq > lastSeq) return; // appended after we started
+          lastRead = m.seq;
+          failingSince = null;
+          yield decodeStreamMessage(o.stream, BigInt(m.seq), m.subject, m.data);
+          // pending = messages after this one now: 0 means the end (deleted messages never arrive).
+          if (!o.follow && (m.seq >= lastSeq || m.info.pending === 0)) return;
+        }
+        // The messages iterator ends only when the connection or the consumer is gone.
+        if (lost) throw lost;
+        const why = nc.isClosed() ? await nc.closed() : null;
+        throw why instanceof Error ? why : new Error(nc.isClosed() ? 'the NATS connection closed' : 'the consumer went away');
+      } catch (err) {
+        if (permanent(err)) throw err;
+        const now = Date.now();
+        failingSince ??= now;
+        if (lost || nc.isClosed() || now - failingSince + backoff > o.retryMs) {
+          throw new StreamReadError(o.stream, BigInt(lastRead < o.fromSeq ? 0 : lastRead), o.retryMs, err);
+        }
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+      } finally {
+        current = null;
+        msgs?.stop();
+        if (consumer !== null && !nc.isClosed()) await consumer.delete().catch(() => false);
+      }
     }
-    if (!o.follow && (messages === 0 || o.fromSeq > lastSeq)) return;
-
-    consumer = await nc.jetstream({ timeout: o.timeoutMs }).consumers.get(o.stream, { opt_start_seq: o.fromSeq });
-    msgs = await consumer.consume({ max_messages: 256 });
-    // Nothing at or after fromSeq (the rest was deleted): done, without waiting for a message that will not come.
-    if (!o.follow && (await consumer.info(true)).num_pending === 0) return;
-
-    let lastRead = 0;
-    for await (const m of msgs as AsyncIterable<JsMsg>) {
-      if (!o.follow && m.seq > lastSeq) return; // appended after we started
-      lastRead = m.seq;
-      yield decodeStreamMessage(o.stream, BigInt(m.seq), m.subject, m.data);
-      // pending = messages after this one now: 0 means the end (deleted messages never arrive).
-      if (!o.follow && (m.seq >= lastSeq || m.info.pending === 0)) return;
-    }
-    // The messages iterator ends only when the connection or the consumer is gone.
-    const why = nc.isClosed() ? await nc.closed() : null;
-    throw new Error(
-      `stream ${o.stream}: reading stopped after stream sequence ${lastRead}${o.follow ? '' : ` of ${lastSeq}`}: ` +
-        (why instanceof Error ? why.message : nc.isClosed() ? 'the NATS connection closed' : 'the consumer went away'),
-    );
   } finally {
-    msgs?.stop();
-    if (consumer !== null && !nc.isClosed()) await consumer.delete().catch(() => false);
+    if (watchdog !== null) clearTimeout(watchdog);
     if (!nc.isClosed()) await nc.close();
   }
 }

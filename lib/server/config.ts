@@ -166,6 +166,50 @@ export interface JetStreamOptions {
   ackTimeoutMs?: number;
   /** Publishes awaiting their acknowledgement before the writer waits. Default 65536. */
   maxPending?: number;
+  /**
+   * ackMode 'replicated': how long a message may be retried, from its first
+   * publish, when the publish fails for a reason that can pass (no
+   * responders, a 503 reply during an election, no acknowledgement within
+   * ackTimeoutMs, not connected). Each resend carries the same Nats-Msg-Id,
+   * so the stream's duplicate window keeps one copy; only once the budget is
+   * spent is the message answered REPLICATION_FAILED. Messages waiting for a
+   * resend count against maxPending (the writer waits when it is full). Must
+   * stay shorter than the stream's duplicate window (a stream this server
+   * creates gets one of at least 2 × (retryMs + ackTimeoutMs); for an
+   * existing one a shorter window is logged). 0 turns retries off. Default 15000.
+   */
+  retryMs?: number;
+  /**
+   * ackMode 'replicated', until the stream exists and answers a publish:
+   * 'hold' takes connections and their messages wait (within retryMs);
+   * 'refuse' answers new connections ERR BUSY ("not ready: ..."). Default 'hold'.
+   */
+  whileNotReady?: 'hold' | 'refuse';
+  /**
+   * TLS toward NATS (on as well with 'tls://' servers): PEM files of the CAs
+   * to trust (default: the system's), and of a client certificate and its key
+   * for servers that verify clients.
+   */
+  tls?: { ca?: string; cert?: string; key?: string } | null;
+  /** Credentials toward NATS, at most one kind: user (+ password), token, nkey, or credsFile. Never logged. */
+  user?: string;
+  password?: string;
+  token?: string;
+  /** An NKey user: its public key ('U...') and the file holding its seed ('SU...'). */
+  nkey?: { publicKey: string; seedFile: string } | null;
+  /** A decentralised-auth .creds file (user JWT and NKey seed). */
+  credsFile?: string;
+}
+
+/** The TLS and NKey settings resolved: '' is none. */
+export interface ResolvedNatsTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
+export interface ResolvedNkey {
+  publicKey: string;
+  seedFile: string;
 }
 
 export interface ServerOptions {
@@ -185,7 +229,11 @@ export interface ServerOptions {
   auth?: AuthOptions | null;
 }
 
-export type ResolvedJetStream = Required<Omit<JetStreamOptions, 'servers'>> & { servers: string[] };
+export type ResolvedJetStream = Required<Omit<JetStreamOptions, 'servers' | 'tls' | 'nkey'>> & {
+  servers: string[];
+  tls: ResolvedNatsTls;
+  nkey: ResolvedNkey;
+};
 /** ca, ciphers and ciphersuites are '' when not given. */
 export type ResolvedTls = Required<TlsOptions>;
 /** tokensFile is '' when not given; principals null when not given. */
@@ -287,7 +335,18 @@ export const JETSTREAM_DEFAULTS: Readonly<Omit<ResolvedJetStream, 'servers'>> = 
   createStream: true,
   ackTimeoutMs: 5000,
   maxPending: 65536,
+  retryMs: 15_000,
+  whileNotReady: 'hold',
+  tls: Object.freeze({ ca: '', cert: '', key: '' }),
+  user: '',
+  password: '',
+  token: '',
+  nkey: Object.freeze({ publicKey: '', seedFile: '' }),
+  credsFile: '',
 });
+
+/** Secret option values are never echoed in a config issue (nor logged). */
+const REDACTED = '[redacted]';
 
 function deepFreeze<T extends object>(o: T): T {
   for (const v of Object.values(o)) {
@@ -506,7 +565,51 @@ const JETSTREAM_RULES: Record<string, Rule> = {
   createStream: { kind: 'bool' },
   ackTimeoutMs: int(100, 600_000),
   maxPending: int(1, 1_000_000),
+  retryMs: int(0, 300_000),
+  whileNotReady: oneOf('hold', 'refuse'),
+  user: { kind: 'string' },
+  credsFile: { kind: 'string' },
 };
+// Resolved by hand: nested (tls, nkey) or secret (password, token).
+const JETSTREAM_OWN_KEYS = ['servers', 'tls', 'password', 'token', 'nkey'];
+
+function resolveNatsSecurity(given: Record<string, unknown>, out: ResolvedJetStream, issues: ConfigIssue[]): void {
+  for (const key of ['password', 'token'] as const) {
+    const v = given[key];
+    if (v === undefined) continue;
+    if (typeof v === 'string') out[key] = v;
+    else issues.push({ field: `jetstream.${key}`, value: REDACTED, allowed: 'a string' });
+  }
+  const files = (field: string, v: unknown, keys: string[], required: string[]): Record<string, string> | null => {
+    if (v === undefined || v === null) return null;
+    const ok =
+      isPlainObject(v) &&
+      Object.keys(v).every((k) => keys.includes(k)) &&
+      Object.values(v).every((x) => typeof x === 'string') &&
+      required.every((k) => typeof v[k] === 'string' && v[k] !== '');
+    if (!ok) {
+      issues.push({ field, value: v, allowed: `null or an object { ${keys.join(', ')} } of strings (${required.join(', ') || 'none'} required)` });
+      return null;
+    }
+    return v as Record<string, string>;
+  };
+  const tls = files('jetstream.tls', given.tls, ['ca', 'cert', 'key'], []);
+  if (tls) {
+    out.tls = { ca: tls.ca ?? '', cert: tls.cert ?? '', key: tls.key ?? '' };
+    if ((out.tls.cert === '') !== (out.tls.key === '')) {
+      issues.push({ field: 'jetstream.tls', value: given.tls, allowed: 'cert and key together (a client certificate needs its key), or neither' });
+    }
+  }
+  const nkey = files('jetstream.nkey', given.nkey, ['publicKey', 'seedFile'], ['publicKey', 'seedFile']);
+  if (nkey) out.nkey = { publicKey: nkey.publicKey, seedFile: nkey.seedFile };
+  if (out.password !== '' && out.user === '') {
+    issues.push({ field: 'jetstream.password', value: REDACTED, allowed: 'only with jetstream.user' });
+  }
+  const kinds = [out.user !== '' && 'user', out.token !== '' && 'token', out.nkey.seedFile !== '' && 'nkey', out.credsFile !== '' && 'credsFile'].filter(Boolean);
+  if (kinds.length > 1) {
+    issues.push({ field: 'jetstream', value: kinds.join(', '), allowed: 'at most one kind of credentials: user (+ password), token, nkey or credsFile' });
+  }
+}
 
 /** 'nats://host:port' (or 'host:port'); returns the normalised URL or null. */
 function natsUrl(raw: string): string | null {
@@ -518,19 +621,27 @@ function natsUrl(raw: string): string | null {
   } catch {
     return null;
   }
-  if (u.protocol !== 'nats:' || u.hostname === '' || u.pathname.replace(/^\/$/, '') !== '' || u.search || u.hash) return null;
-  return `nats://${u.username ? `${u.username}${u.password ? `:${u.password}` : ''}@` : ''}${u.host}`;
+  if ((u.protocol !== 'nats:' && u.protocol !== 'tls:') || u.hostname === '' || u.pathname.replace(/^\/$/, '') !== '' || u.search || u.hash) return null;
+  return `${u.protocol}//${u.username ? `${u.username}${u.password ? `:${u.password}` : ''}@` : ''}${u.host}`;
 }
 
 function resolveJetStream(given: unknown, issues: ConfigIssue[]): ResolvedJetStream | null {
   if (given === undefined || given === null) return null;
-  const rules = ['servers', ...Object.keys(JETSTREAM_RULES)];
+  const rules = ['servers', ...Object.keys(JETSTREAM_RULES), ...JETSTREAM_OWN_KEYS.slice(1)];
   if (!isPlainObject(given)) {
     issues.push({ field: 'jetstream', value: given, allowed: `null or an object with keys ${rules.join(', ')}` });
     return null;
   }
   const defaults = JETSTREAM_DEFAULTS as unknown as Record<string, unknown>;
-  const out = resolveFields('jetstream.', given, JETSTREAM_RULES, defaults, issues) as Omit<ResolvedJetStream, 'servers'>;
+  const out = {
+    ...resolveFields('jetstream.', given, JETSTREAM_RULES, defaults, issues),
+    tls: { ...JETSTREAM_DEFAULTS.tls },
+    password: '',
+    token: '',
+    nkey: { ...JETSTREAM_DEFAULTS.nkey },
+    servers: [],
+  } as unknown as ResolvedJetStream;
+  resolveNatsSecurity(given, out, issues);
   reportUnknownKeys('jetstream.', given, rules, issues);
   const raw = given.servers;
   const list = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : null;
@@ -539,7 +650,7 @@ function resolveJetStream(given: unknown, issues: ConfigIssue[]): ResolvedJetStr
     issues.push({
       field: 'jetstream.servers',
       value: raw,
-      allowed: "one or more NATS URLs 'nats://host:port' (an array or a comma-separated string)",
+      allowed: "one or more NATS URLs 'nats://host:port' or 'tls://host:port' (an array or a comma-separated string)",
     });
   }
   return { ...out, servers: servers.filter((s): s is string => s !== null) };

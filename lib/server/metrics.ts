@@ -256,7 +256,8 @@ export function checkHealth(server: MessageServer): HealthReport {
  * Readiness, for /readyz: everything /healthz checks, and the log is above
  * its free-space guard (stats().diskLow is 0: below it the server stops
  * reading new messages), and, when ackMode is 'replicated', the JetStream
- * sink is connected (without it no message can be ACKed OK). Checks:
+ * sink is ready: connected, and the stream answered a publish (without it no
+ * message can be ACKed OK). Checks:
  * `listening`, `logWritable`, `diskSpace`, and `jetstream` (replicated only).
  */
 export function checkReadiness(server: MessageServer): HealthReport {
@@ -268,7 +269,15 @@ export function checkReadiness(server: MessageServer): HealthReport {
     diskSpace: gauge(s, 'diskLow') === 0 ? { ok: true } : { ok: false, detail: 'free space below file.minFreeBytes: not reading new messages' },
   };
   if (server.config.ackMode === 'replicated') {
-    checks.jetstream = s.jetstream?.connected ? { ok: true } : { ok: false, detail: 'not connected to the JetStream cluster' };
+    const js = s.jetstream;
+    checks.jetstream = js?.ready
+      ? { ok: true }
+      : {
+          ok: false,
+          detail: !js?.connected
+            ? 'not connected to the JetStream cluster'
+            : `stream ${server.config.jetstream?.stream} does not answer publishes yet (missing, or without a leader)`,
+        };
   }
   return report(checks);
 }

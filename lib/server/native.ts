@@ -16,6 +16,7 @@ export type NativeEvent =
   | { type: 'segmentClosed'; path: string; firstSeq: number; lastSeq: number; bytes: number }
   | { type: 'segmentDeleted'; path: string; firstSeq: number; bytes: number; reason: 'maxBytes' | 'maxAgeMs' | 'maxSegments' }
   | { type: 'hookDrop'; messages: number }
+  | { type: 'jetstreamReady'; stream: string }
   | { type: 'connection'; id: number; remoteAddress: string; serviceThread: number }
   | { type: 'disconnect'; id: number; reason: string; messagesReceived: number; unacked: number };
 

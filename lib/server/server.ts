@@ -161,8 +161,24 @@ export const LIVE_OPTIONS: readonly string[] = [
   'file.fsyncIntervalMs',
 ];
 
+/** What 'ready' reports: the sinks take messages (with JetStream: the stream answered a publish). */
+export interface ReadyInfo {
+  /** The JetStream stream that answered, or null without a jetstream section. */
+  stream: string | null;
+}
+
+export interface ListenOptions {
+  /**
+   * Resolve only once the sinks are ready (the 'ready' event): with a
+   * jetstream section, once the stream exists and answered a publish. A
+   * close() before that rejects. Default false: resolve once bound.
+   */
+  waitForSink?: boolean;
+}
+
 export interface ServerEvents {
   listening: [ServerAddress];
+  ready: [ReadyInfo];
   close: [CloseReport];
   error: [Error];
   log: [LogEntry];
@@ -183,6 +199,7 @@ export class MessageServer extends EventEmitter<ServerEvents> {
   private readonly logger: Logger | undefined;
   private readonly hooks = new Map<MessageHook, Required<HookOptions>>();
   private readonly segmentHooks = new Set<SegmentHook>();
+  private sinkReady = false;
 
   constructor(options: ServerOptions & ServerRuntimeOptions = {}) {
     super();
@@ -337,7 +354,33 @@ export class MessageServer extends EventEmitter<ServerEvents> {
   }
 
   /** Binds the port, opens (and recovers) the file, starts the native threads. */
-  async listen(): Promise<ServerAddress> {
+  async listen(options: ListenOptions = {}): Promise<ServerAddress> {
+    const address = await this.bind();
+    if (options.waitForSink && !this.sinkReady) await this.untilReady();
+    return address;
+  }
+
+  /** True once the sinks take messages ('ready' was emitted); false again after close(). */
+  get ready(): boolean {
+    return this.sinkReady;
+  }
+
+  private untilReady(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onReady = (): void => {
+        this.off('close', onClose);
+        resolve();
+      };
+      const onClose = (): void => {
+        this.off('ready', onReady);
+        reject(new Error('the server closed before its JetStream sink was ready (listen({ waitForSink: true }))'));
+      };
+      this.once('ready', onReady);
+      this.once('close', onClose);
+    });
+  }
+
+  private async bind(): Promise<ServerAddress> {
     if (this.closing) await this.closing;
     if (this.bound) return this.bound;
     const principals = loadPrincipals(this.config); // throws CredentialsError (ERR_MSGS_TOKENS_FILE)
@@ -366,8 +409,18 @@ export class MessageServer extends EventEmitter<ServerEvents> {
           'so retention deletes none and every segment is kept',
       );
     }
-    this.emit('listening', this.bound);
-    return this.bound;
+    const bound = this.bound;
+    this.emit('listening', bound);
+    // Without JetStream the file is ready once bound; with it, the engine
+    // says so when the stream first answers (onNativeEvent).
+    if (this.config.jetstream === null) this.markReady(null);
+    return bound;
+  }
+
+  private markReady(stream: string | null): void {
+    if (this.sinkReady || !this.bound) return;
+    this.sinkReady = true;
+    this.emit('ready', { stream });
   }
 
   /**
@@ -445,6 +498,7 @@ export class MessageServer extends EventEmitter<ServerEvents> {
       this.lastStats = stopped?.stats ?? null;
       this.engine = null;
       this.bound = null;
+      this.sinkReady = false;
       const report: CloseReport = {
         unackedConnections: stopped?.unackedConnections ?? 0,
         unackedMessages: stopped?.unackedMessages ?? 0,
@@ -480,6 +534,9 @@ export class MessageServer extends EventEmitter<ServerEvents> {
         break;
       case 'hookDrop':
         this.emit('hookDrop', { messages: ev.messages });
+        break;
+      case 'jetstreamReady':
+        this.markReady(ev.stream);
         break;
       case 'recovered':
         this.emit('recovered', { message: ev.message, offset: ev.offset, bytesCut: ev.bytesCut, lastSeq: ev.lastSeq });

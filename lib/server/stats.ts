@@ -101,7 +101,17 @@ export interface JetStreamStats {
   /** Messages not published because the cluster was unreachable or the stream missing. */
   unavailable: number;
   reconnects: number;
+  /** Publishes sent again (same Nats-Msg-Id) after a failure that can pass: no responders, 503, timeout, not connected. */
+  retries: number;
+  /** Messages answered REPLICATION_FAILED once jetstream.retryMs was spent. */
+  retryExhausted: number;
+  /** Gauge: messages waiting for a resend or for the stream to become usable. */
+  held: number;
+  /** Connections refused with ERR BUSY while the stream was not ready (jetstream.whileNotReady 'refuse'). */
+  refusedNotReady: number;
   connected: boolean;
+  /** Connected, and the stream answered a publish: what ackMode 'replicated' needs to ACK OK. */
+  ready: boolean;
 }
 
 export interface ThreadStats {

@@ -256,6 +256,10 @@ export interface NatsCluster {
   clusterPorts: number[];
   /** Whether node i's process is currently running. */
   running(i: number): boolean;
+  /** Sends a signal to node i's process (SIGSTOP/SIGCONT to pause and resume it). */
+  signal(i: number, sig: NodeJS.Signals): void;
+  /** Node index of a server name ('n1' -> 1), or -1. */
+  indexOf(name: string): number;
   /** Name of the meta leader as the running nodes agree on it, or null. */
   metaLeader(): Promise<string | null>;
 }
@@ -452,6 +456,13 @@ export async function startNatsCluster(opts: { nodes?: number; name?: string; ti
     await waitHealthy();
   };
 
+  const signal = (i: number, sig: NodeJS.Signals): void => {
+    const cp = nodes[i]?.proc;
+    if (!cp || !alive(cp)) throw new Error(`node ${i} is not running`);
+    cp.kill(sig);
+  };
+  const indexOf = (name: string): number => nodes.findIndex((nd) => nd.name === name);
+
   let stopped = false;
   const stopProcesses = async (): Promise<void> => {
     await Promise.all(
@@ -494,6 +505,8 @@ export async function startNatsCluster(opts: { nodes?: number; name?: string; ti
     monitorPorts: nodes.map((nd) => nd.monitorPort),
     clusterPorts: nodes.map((nd) => nd.clusterPort),
     running: (i) => isRunning(nodes[i]),
+    signal,
+    indexOf,
     metaLeader,
   };
 
