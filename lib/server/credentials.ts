@@ -100,3 +100,27 @@ export function loadPrincipals(cfg: ResolvedConfig): NativePrincipal[] {
   }
   return out;
 }
+
+/**
+ * Client ids that more than one principal may use, as one line per pair
+ * ("'a' and 'b' share client ids 100..199"). Allowed, because rotating a
+ * token means two tokens for the same ids for a while; but two holders of the
+ * same ids defeat replicated mode's deduplication, so the server warns.
+ */
+export function sharedClientIds(principals: NativePrincipal[]): string[] {
+  const spans: { from: number; to: number; name: string }[] = [];
+  for (const p of principals) {
+    for (let i = 0; i < p.clientIds.length; i += 2) spans.push({ from: p.clientIds[i], to: p.clientIds[i + 1], name: p.name });
+  }
+  spans.sort((a, b) => a.from - b.from || a.to - b.to);
+  const out: string[] = [];
+  for (let i = 0; i < spans.length; i++) {
+    for (let j = i + 1; j < spans.length && spans[j].from <= spans[i].to; j++) {
+      if (spans[j].name === spans[i].name) continue;
+      const from = spans[j].from;
+      const to = Math.min(spans[i].to, spans[j].to);
+      out.push(`'${spans[i].name}' and '${spans[j].name}' share client ids ${from === to ? from : `${from}..${to}`}`);
+    }
+  }
+  return out;
+}

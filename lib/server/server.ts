@@ -8,7 +8,7 @@ import { getSystemErrorName } from 'node:util';
 import { IoError } from '../errors';
 import { AckStatus, ErrCode } from '../format/codec';
 import { resolveConfig, type ResolvedConfig, type ServerOptions } from './config';
-import { CredentialsError, loadPrincipals } from './credentials';
+import { CredentialsError, loadPrincipals, sharedClientIds, type NativePrincipal } from './credentials';
 import { loadAddon, type NativeEngine, type NativeEvent, type NativeHookMeta } from './native';
 import type { IoOp, ServerStats } from './stats';
 
@@ -383,7 +383,7 @@ export class MessageServer extends EventEmitter<ServerEvents> {
   private async bind(): Promise<ServerAddress> {
     if (this.closing) await this.closing;
     if (this.bound) return this.bound;
-    const principals = loadPrincipals(this.config); // throws CredentialsError (ERR_MSGS_TOKENS_FILE)
+    const principals = this.principals(); // throws CredentialsError (ERR_MSGS_TOKENS_FILE)
     const { Engine } = loadAddon();
     const engine = new Engine(
       this.config,
@@ -431,12 +431,21 @@ export class MessageServer extends EventEmitter<ServerEvents> {
    * is a listener, and the promise rejects with a CredentialsError
    * (code 'ERR_MSGS_TLS_FILES' or 'ERR_MSGS_TOKENS_FILE').
    */
+  /** The auth section's principals, read now; client ids that several may use are warned about. */
+  private principals(): NativePrincipal[] {
+    const principals = loadPrincipals(this.config);
+    for (const line of sharedClientIds(principals)) {
+      this.log('warn', `auth: ${line}: each can write as those clients (fine while a token is being rotated, otherwise give each principal ids of its own)`);
+    }
+    return principals;
+  }
+
   async reload(): Promise<void> {
     const engine = this.engine;
     if (!engine) throw Object.assign(new Error('reload(): the server is not listening'), { code: 'ERR_MSGS_NOT_LISTENING' });
     let err: CredentialsError | null = null;
     try {
-      const why = engine.reload(loadPrincipals(this.config));
+      const why = engine.reload(this.principals());
       if (why !== '') err = new CredentialsError(`reload failed, the previous credentials stay in use: ${why}`, 'ERR_MSGS_TLS_FILES');
     } catch (e) {
       if (!(e instanceof CredentialsError)) throw e;
