@@ -46,7 +46,7 @@
 // --compare <label>=<path> (repeatable) does the same for more addons, each
 // named "msgserver (<label>)"; --addon-before <path> is --compare before=<path>.
 'use strict';
-const { spawn, execFileSync } = require('node:child_process');
+const { spawnSync, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -54,6 +54,7 @@ const { parseArgs } = require('node:util');
 const nats = require('./nats');
 const { ServerProc, WRAP } = require('./server-proc');
 const { lineChart } = require('./svg');
+const { runJsonChild } = require('./json-child');
 
 const ROOT = path.resolve(__dirname, '..');
 const MSGBENCH = path.join(ROOT, 'dist', 'cli', 'msgbench.js');
@@ -317,44 +318,12 @@ function publisherArgs(row, dep, stream, durationMs, messages) {
 }
 
 function runPublisher(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PUBLISHER_BIN, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), DURATION + 120000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(out).result);
-      } catch {
-        reject(new Error(`js-publisher ${args.join(' ')} failed (exit ${code}): ${err.trim() || out.trim()}`));
-      }
-    });
-  });
+  return runJsonChild(`js-publisher ${args.join(' ')}`, PUBLISHER_BIN, args, { cwd: ROOT, timeoutMs: DURATION + 120000 });
 }
 
 function runBench(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(WRAP[0], [...WRAP.slice(1), process.execPath, MSGBENCH, ...args, '--json', '-q'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), DURATION + 120000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(out).result);
-      } catch {
-        reject(new Error(`msgbench ${args.join(' ')} failed (exit ${code}): ${err.trim() || out.trim()}`));
-      }
-    });
-  });
+  const argv = [...WRAP.slice(1), process.execPath, MSGBENCH, ...args, '--json', '-q'];
+  return runJsonChild(`msgbench ${args.join(' ')}`, WRAP[0], argv, { cwd: ROOT, timeoutMs: DURATION + 120000 });
 }
 
 // ---- setup ----------------------------------------------------------------------
@@ -834,7 +803,7 @@ async function main() {
   // The TLS rows (bench/tls.js): their own servers, appended as a section.
   if (!only || only.test('tls')) {
     process.stdout.write('[tls] TLS against plaintext, handshakes, memory per idle connection\n');
-    const r = require('node:child_process').spawnSync(process.execPath, [path.join(__dirname, 'tls.js'), ...(QUICK ? ['--quick'] : []), '--out', OUT], { stdio: 'inherit' });
+    const r = spawnSync(process.execPath, [path.join(__dirname, 'tls.js'), ...(QUICK ? ['--quick'] : []), '--out', OUT], { stdio: 'inherit' });
     if (r.status !== 0) failed = true;
   }
   const plain = recs.filter((r) => !r.row.group);

@@ -14,13 +14,13 @@
 // a server certificate for localhost/127.0.0.1, ECDSA P-256).
 // Prints a Markdown section; with --out appends it to that file.
 'use strict';
-const { spawn, execFileSync } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const tls = require('node:tls');
 const { parseArgs } = require('node:util');
 const { ServerProc, WRAP } = require('./server-proc');
+const { runJsonChild } = require('./json-child');
 
 const ROOT = path.resolve(__dirname, '..');
 const MSGBENCH = path.join(ROOT, 'dist', 'cli', 'msgbench.js');
@@ -39,26 +39,12 @@ function msgserver(dir, name, withTls) {
   return new ServerProc(name, [process.execPath, path.join(__dirname, 'msgserver-host.js'), JSON.stringify(opts)]);
 }
 
-function msgbench(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(WRAP[0], [...WRAP.slice(1), process.execPath, MSGBENCH, ...args, '--json', '-q'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('exit', (code) => {
-      try {
-        const r = JSON.parse(out).result;
-        if (code !== 0) throw new Error(`exit ${code}`);
-        resolve(r);
-      } catch {
-        reject(new Error(`msgbench ${args.join(' ')} failed (exit ${code}): ${err.trim() || out.trim()}`));
-      }
-    });
-  });
+// msgbench's result; a run with errors or missing ACKs is a failure here.
+async function msgbench(args) {
+  const argv = [...WRAP.slice(1), process.execPath, MSGBENCH, ...args, '--json', '-q'];
+  const r = await runJsonChild(`msgbench ${args.join(' ')}`, WRAP[0], argv, { cwd: ROOT, timeoutMs: 300000 });
+  if (r.errors > 0 || r.messagesUnacked > 0) throw new Error(`msgbench ${args.join(' ')}: ${r.errors} error(s): ${(r.errorSamples || []).join('; ')}`);
+  return r;
 }
 
 // ECDSA P-256 signatures per second on one core, from `openssl speed`.
