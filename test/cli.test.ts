@@ -187,6 +187,15 @@ test('msglog arguments: commands, formats, errors', () => {
   assert.throws(() => parseLogArgs(['tail', 'a', '--allow-torn-tail']), /does not apply to msglog tail/);
   assert.deepEqual(parseLogArgs(['verify', 'f.log']), { help: false, command: 'verify', file: 'f.log' });
   assert.deepEqual(parseLogArgs(['--help']), { help: true });
+  // --jetstream toward a secured NATS: TLS files as flags, secrets from the environment only.
+  assert.deepEqual(
+    parseLogArgs(['stats', '--jetstream', 'tls://h:4222', '--stream', 'S', '--jetstream-tls-ca', 'ca.pem', '--jetstream-user', 'u'], { MSGS_JETSTREAM_PASSWORD: 'pw' }),
+    { help: false, command: 'stats', jetstream: ['tls://h:4222'], stream: 'S', nats: { tls: { ca: 'ca.pem', cert: undefined, key: undefined }, user: 'u', password: 'pw' } },
+  );
+  assert.throws(() => parseLogArgs(['stats', '--jetstream', 'h', '--stream', 'S', '--jetstream-tls-cert', 'c.pem'], {}), /go together/);
+  assert.throws(() => parseLogArgs(['stats', '--jetstream', 'h', '--stream', 'S', '--jetstream-user', 'u', '--jetstream-creds', 'x.creds'], {}), /one kind of NATS credentials/);
+  assert.throws(() => parseLogArgs(['stats', '--jetstream', 'h', '--stream', 'S'], { MSGS_JETSTREAM_PASSWORD: 'pw' }), /needs --jetstream-user/);
+  assert.throws(() => parseLogArgs(['verify', 'f.log', '--jetstream-creds', 'x.creds'], {}), /does not apply to msglog verify/);
   assert.throws(() => parseLogArgs([]), /missing command/);
   assert.throws(() => parseLogArgs(['dump', 'f']), /unknown command 'dump'/);
   assert.throws(() => parseLogArgs(['cat']), /needs a file/);

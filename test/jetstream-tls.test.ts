@@ -9,7 +9,7 @@
 //
 // Skips when nats-server is missing, unless MSGS_REQUIRE_NATS=1 (CI).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -37,6 +37,16 @@ after(() => {
   for (const p of procs) p.kill('SIGKILL');
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
+
+/** `msglog stats --jetstream` with these extra flags and environment: its exit code and output. */
+function msglogStats(url: string, stream: string, flags: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; out: string }> {
+  const cli = path.join(__dirname, '..', 'dist', 'cli', 'msglog.js');
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, 'stats', '--jetstream', url, '--stream', stream, ...flags], { env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
+    });
+  });
+}
 
 /** A nats-server with JetStream and `extra` config lines; resolves once it listens (its log says so). */
 async function natsWith(name: string, extra: string[]): Promise<number> {
@@ -94,6 +104,13 @@ test('tls:// with a CA and a client certificate (the server verifies it): ACKed 
   ]);
   const tls = { ca: certs.caCert, cert: certs.clientCert, key: certs.clientKey };
   await roundTrip('tls', `tls://127.0.0.1:${port}`, { tls }, { tls });
+  // msglog reads the same stream with the same settings as flags.
+  const url = `tls://127.0.0.1:${port}`;
+  const ok = await msglogStats(url, 'TLS', ['--jetstream-tls-ca', certs.caCert, '--jetstream-tls-cert', certs.clientCert, '--jetstream-tls-key', certs.clientKey], {});
+  assert.equal(ok.code, 0, ok.out);
+  assert.match(ok.out, /\b100\b/);
+  const noCert = await msglogStats(url, 'TLS', ['--jetstream-tls-ca', certs.caCert], {});
+  assert.notEqual(noCert.code, 0, noCert.out);
 });
 
 test('TLS toward a server whose certificate another CA signed: never ready, never OK, logged as unreachable', { skip, timeout: 60_000 }, async () => {
@@ -148,6 +165,14 @@ test('user and password: ACKed OK; a wrong password gets no OK and is in no log 
 test('token: ACKed OK, read back with the token', { skip, timeout: 60_000 }, async () => {
   const port = await natsWith('token', ['authorization { token: "t0ken-value" }']);
   await roundTrip('token', `nats://127.0.0.1:${port}`, { token: 't0ken-value' }, { token: 't0ken-value' });
+  // msglog takes the token from the environment only, and never prints it.
+  const url = `nats://127.0.0.1:${port}`;
+  const ok = await msglogStats(url, 'TOKEN', [], { MSGS_JETSTREAM_TOKEN: 't0ken-value' });
+  assert.equal(ok.code, 0, ok.out);
+  assert.match(ok.out, /\b100\b/);
+  const wrong = await msglogStats(url, 'TOKEN', [], { MSGS_JETSTREAM_TOKEN: 'wr0ng-token' });
+  assert.notEqual(wrong.code, 0, wrong.out);
+  assert.ok(!wrong.out.includes('wr0ng-token'), wrong.out);
 });
 
 test('NKey: ACKed OK, read back with the seed', { skip, timeout: 60_000 }, async () => {

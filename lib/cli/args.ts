@@ -477,10 +477,48 @@ export type LogArgs =
   | { help: false; command: 'verify' | 'stats'; file: string }
   | { help: false; command: 'salvage'; file: string; output: string }
   // --jetstream: a NATS JetStream stream instead of a file (fromSeq = the stream sequence).
-  | { help: false; command: 'cat'; jetstream: string[]; stream: string; format: 'json' | 'text'; fromSeq: bigint | undefined; follow: boolean }
-  | { help: false; command: 'stats'; jetstream: string[]; stream: string };
+  | { help: false; command: 'cat'; jetstream: string[]; stream: string; nats: NatsAccess; format: 'json' | 'text'; fromSeq: bigint | undefined; follow: boolean }
+  | { help: false; command: 'stats'; jetstream: string[]; stream: string; nats: NatsAccess };
 
-const LOG_FLAGS = ['format', 'json', 'allow-torn-tail', 'from-seq', 'lines', 'follow', 'poll-ms', 'jetstream', 'stream', 'output'] as const;
+/** How msglog reaches a secured NATS (readStream's tls and credential options); secrets come from the environment. */
+export interface NatsAccess {
+  tls?: { ca?: string; cert?: string; key?: string };
+  user?: string;
+  password?: string;
+  token?: string;
+  nkey?: { seedFile: string; publicKey?: string };
+  credsFile?: string;
+}
+
+// The server's --jetstream-* names for the same settings; the password and
+// the token only from the environment (flags show in the process list).
+const NATS_FLAGS = ['jetstream-tls-ca', 'jetstream-tls-cert', 'jetstream-tls-key', 'jetstream-user', 'jetstream-nkey-public',
+  'jetstream-nkey-seed-file', 'jetstream-creds'] as const;
+
+function natsAccess(values: Record<string, string | undefined>, env: NodeJS.ProcessEnv): NatsAccess {
+  const v = (f: (typeof NATS_FLAGS)[number]): string | undefined => values[f];
+  const out: NatsAccess = {};
+  if (v('jetstream-tls-ca') || v('jetstream-tls-cert') || v('jetstream-tls-key')) {
+    if (!v('jetstream-tls-cert') !== !v('jetstream-tls-key')) throw new UsageError('--jetstream-tls-cert and --jetstream-tls-key go together');
+    out.tls = { ca: v('jetstream-tls-ca'), cert: v('jetstream-tls-cert'), key: v('jetstream-tls-key') };
+  }
+  const password = env.MSGS_JETSTREAM_PASSWORD || undefined;
+  const token = env.MSGS_JETSTREAM_TOKEN || undefined;
+  if (v('jetstream-user')) out.user = v('jetstream-user');
+  if (password) {
+    if (!out.user) throw new UsageError('MSGS_JETSTREAM_PASSWORD needs --jetstream-user');
+    out.password = password;
+  }
+  if (token) out.token = token;
+  if (v('jetstream-nkey-public') && !v('jetstream-nkey-seed-file')) throw new UsageError('--jetstream-nkey-public needs --jetstream-nkey-seed-file');
+  if (v('jetstream-nkey-seed-file')) out.nkey = { seedFile: v('jetstream-nkey-seed-file') as string, publicKey: v('jetstream-nkey-public') };
+  if (v('jetstream-creds')) out.credsFile = v('jetstream-creds');
+  const kinds = [out.user, out.token, out.nkey, out.credsFile].filter((k) => k !== undefined).length;
+  if (kinds > 1) throw new UsageError('give one kind of NATS credentials: --jetstream-user (+ MSGS_JETSTREAM_PASSWORD), MSGS_JETSTREAM_TOKEN, --jetstream-nkey-seed-file or --jetstream-creds');
+  return out;
+}
+
+const LOG_FLAGS = ['format', 'json', 'allow-torn-tail', 'from-seq', 'lines', 'follow', 'poll-ms', 'jetstream', 'stream', 'output', ...NATS_FLAGS] as const;
 
 const LOG_SPECS: readonly FlagSpec[] = [
   ...COMMON_FLAGS,
@@ -494,11 +532,12 @@ const LOG_SPECS: readonly FlagSpec[] = [
   { name: 'jetstream', type: 'string' },
   { name: 'stream', type: 'string' },
   { name: 'output', short: 'o', type: 'string' },
+  ...NATS_FLAGS.map((name) => ({ name, type: 'string' as const })),
 ];
 
 const LOG_COMMANDS = ['cat', 'tail', 'verify', 'stats', 'salvage'];
 
-export function parseLogArgs(argv: readonly string[]): LogArgs {
+export function parseLogArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): LogArgs {
   const parsed = parseFlags(argv, LOG_SPECS, { positionals: true });
   const values = parsed.values as Record<string, string | undefined> & { help?: boolean; version?: boolean };
   const { positionals } = parsed;
@@ -528,11 +567,12 @@ export function parseLogArgs(argv: readonly string[]): LogArgs {
     if (values.stream === undefined || values.stream === '') throw new UsageError('--jetstream needs --stream <name>');
     const servers = values.jetstream.split(',').map((u) => u.trim());
     if (servers.some((u) => u === '')) throw new UsageError(`--jetstream must be one or more NATS URLs separated by commas, got '${values.jetstream}'`);
+    const nats = natsAccess(values, env);
     if (command === 'stats') {
-      only(['jetstream', 'stream'], cmd);
-      return { help: false, command, jetstream: servers, stream: values.stream };
+      only(['jetstream', 'stream', ...NATS_FLAGS], cmd);
+      return { help: false, command, jetstream: servers, stream: values.stream, nats };
     }
-    only(['jetstream', 'stream', 'format', 'json', 'from-seq', 'follow'], cmd);
+    only(['jetstream', 'stream', 'format', 'json', 'from-seq', 'follow', ...NATS_FLAGS], cmd);
     const rawSeq = values['from-seq'];
     if (rawSeq !== undefined && !(/^\d{1,16}$/.test(rawSeq) && BigInt(rawSeq) >= 1n && BigInt(rawSeq) <= BigInt(Number.MAX_SAFE_INTEGER))) {
       throw new UsageError(`--from-seq must be a stream sequence (1..${Number.MAX_SAFE_INTEGER}), got '${rawSeq}'`);
@@ -542,6 +582,7 @@ export function parseLogArgs(argv: readonly string[]): LogArgs {
       command,
       jetstream: servers,
       stream: values.stream,
+      nats,
       format: formatOf(),
       fromSeq: rawSeq === undefined ? undefined : BigInt(rawSeq),
       follow: (values.follow as unknown) === true,
@@ -598,6 +639,9 @@ export function logUsage(): string {
     '       msglog salvage <file|dir> -o <new.log>',
     '       msglog cat --jetstream <url[,url...]> --stream <name> [--from-seq N] [-f] [--format json|text]',
     '       msglog stats --jetstream <url[,url...]> --stream <name>',
+    '         a secured NATS (tls:// URLs): [--jetstream-tls-ca f] [--jetstream-tls-cert f --jetstream-tls-key f]',
+    '         and one kind of credentials: --jetstream-user u (password in MSGS_JETSTREAM_PASSWORD),',
+    '         MSGS_JETSTREAM_TOKEN, --jetstream-nkey-seed-file f [--jetstream-nkey-public k], --jetstream-creds f',
     '',
     'A directory is a rotated log: its segments (files named like 00000000000000000001.log)',
     'are read in order; a directory without any is an error.',

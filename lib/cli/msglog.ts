@@ -69,7 +69,7 @@ type FileArgs<C> = Exclude<Extract<LogArgs, { command: C }>, { jetstream: string
  */
 async function catStream(args: StreamArgs<'cat'>): Promise<number> {
   const format = args.format === 'json' ? streamRecordToJson : recordToText;
-  for await (const rec of readStream({ servers: args.jetstream, stream: args.stream, fromSeq: args.fromSeq, follow: args.follow })) {
+  for await (const rec of readStream({ ...args.nats, servers: args.jetstream, stream: args.stream, fromSeq: args.fromSeq, follow: args.follow })) {
     await writeOut(format(rec));
   }
   return EXIT_OK;
@@ -210,7 +210,7 @@ async function statsStream(args: StreamArgs<'stats'>): Promise<number> {
   let maxSeq: bigint | null = null;
   let problem: StreamCorruptError | null = null;
   try {
-    for await (const rec of readStream({ servers: args.jetstream, stream: args.stream })) {
+    for await (const rec of readStream({ ...args.nats, servers: args.jetstream, stream: args.stream })) {
       tally.add(rec);
       bytes += RECORD_HEADER_SIZE + BODY_FIXED_SIZE + rec.nameBytes.length + rec.payload.length;
       firstStreamSeq ??= rec.streamSeq;
