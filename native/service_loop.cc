@@ -40,6 +40,15 @@ constexpr uint32_t kHandshakesPerPass = 16;
 // limits.maxPartialFrameBytes: the HELLO and AUTH fit, and so does the tail
 // of a read of small frames (part of the documented per-connection overhead).
 constexpr size_t kPartialAllowance = 4096;
+// What a connection in the TLS handshake may make OpenSSL allocate, drawn
+// from limits.maxPartialFrameBytes before its first handshake step: the read
+// buffer (64 KiB, tls.cc), a ClientHello as large as OpenSSL accepts
+// (CLIENT_HELLO_MAX_LENGTH, 128 KiB + 324; SSL_CTX_set_max_cert_list bounds
+// only the client's Certificate message) and the session's own state.
+constexpr size_t kHandshakeCharge = 208 * 1024;
+// What a TLS connection holding an unfinished record may hold in OpenSSL's
+// read buffer (64 KiB, tls.cc, plus the record overhead).
+constexpr size_t kRecordBufferCharge = 68 * 1024;
 
 // The protocol-mismatch hints are logged at most once per interval by each
 // service thread (the thread that parses is the one that logs).
@@ -114,6 +123,11 @@ struct ServiceLoop::Conn {
   uint8_t* out = nullptr;     // bytes the socket did not take yet
   size_t out_len = 0, out_cap = 0;
   size_t charged = 0;         // bytes drawn from limits.maxPartialFrameBytes
+  size_t tls_charged = 0;     // drawn for OpenSSL's buffers: a handshake, or an unfinished record
+  bool record_held = false;   // TLS: OpenSSL holds part of a record after the last read
+  bool tls_closed = false;    // TLS: the last read also saw close_notify/EOF (act after parsing)
+  bool tls_failed = false;    // TLS: the last read also saw an error (act after parsing)
+  uint64_t record_started_ms = 0;  // when record_held last became true (frameTimeoutMs)
   std::shared_ptr<const Security> sec;  // the credentials it was accepted with
   std::unique_ptr<TlsSession> tls;      // null on a plaintext port
 };
@@ -252,6 +266,7 @@ void ServiceLoop::run() {
                 (!draining_ && drain_requested_.load(std::memory_order_acquire));
     handshake_budget_ = kHandshakesPerPass;
     handshakes_deferred_ = 0;
+    rearm_reads();  // active events: the loop below does not sleep
     event_base_loop(base_, work ? EVLOOP_NONBLOCK : EVLOOP_ONCE);
     stats.handshakes_waiting.set(handshakes_deferred_);
     notifier_.cancel_sleep();
@@ -360,6 +375,7 @@ void ServiceLoop::close_conn(Conn* c, const char* reason) {
   c->tls.reset();
   c->sec.reset();
   charge_partial(c, 0, true);
+  charge_tls(c, 0, true);
   close(c->fd);
   Slot& s = slots_[c->slot];
   s.conn = nullptr;
@@ -389,7 +405,8 @@ void ServiceLoop::on_read(Conn* c) {
     c->write_wants_read = false;
     if (!write_out(c)) return;
     if (!c->reading) {
-      event_del(c->ev_read);
+      // The write may want the socket readable again: keep the event then.
+      if (!c->write_wants_read) event_del(c->ev_read);
       return;
     }
   }
@@ -400,12 +417,16 @@ void ServiceLoop::on_read(Conn* c) {
   if (c->state == State::kLinger) {
     uint8_t sink[16384];
     ssize_t n = conn_recv(c, sink, sizeof sink);
-    if (n < 0) close_conn(c, c->err_reason);
+    if (n < 0 || c->tls_closed || c->tls_failed) close_conn(c, c->err_reason);
     return;
   }
   if (c->state == State::kFailing) return;
   // Over the bound: leave the bytes in the socket; run() pauses this thread.
-  if (queue_.full()) return;
+  // Bytes OpenSSL already holds will not wake epoll: come back for them.
+  if (queue_.full()) {
+    if (c->tls && c->tls->has_pending()) read_next_pass(c);
+    return;
+  }
   if (c->out_len > kMaxOutBytes) {  // the client does not read its ACKs
     set_reading(c, false);
     return;
@@ -419,6 +440,12 @@ void ServiceLoop::on_read(Conn* c) {
   c->last_activity_ms = monotonic_ms();
   if (c->in_len > 0 && c->need_total >= kLargeFrame) {
     read_large_frame(c);
+    return;
+  }
+  // A TLS read may leave an unfinished record in OpenSSL's read buffer,
+  // charged after the read: with the budget spent, wait for room first.
+  if (c->tls && c->tls_charged == 0 && over_budget()) {
+    wait_for_budget(c);
     return;
   }
   size_t carry = c->in_len;
@@ -442,6 +469,7 @@ void ServiceLoop::on_read(Conn* c) {
   stats.read_calls.add();
   if (n <= 0) {
     if (n < 0) close_conn(c, n == -1 ? "closed by client" : "reset by client");
+    else after_tls_read(c);  // nothing decrypted: OpenSSL may hold part of a record
     return;
   }
   stats.bytes_in.add(static_cast<uint64_t>(n));
@@ -449,6 +477,7 @@ void ServiceLoop::on_read(Conn* c) {
   size_t used = parse(c, base, avail);
   batch_->used += used;
   keep_partial(c, base + used, avail - used);
+  after_tls_read(c);
 }
 
 // A frame too big to copy around on every read: gather it in the
@@ -467,11 +496,12 @@ bool ServiceLoop::read_large_frame(Conn* c) {
   stats.read_calls.add();
   if (n <= 0) {
     if (n < 0) close_conn(c, n == -1 ? "closed by client" : "reset by client");
+    else after_tls_read(c);
     return false;
   }
   stats.bytes_in.add(static_cast<uint64_t>(n));
   c->in_len += static_cast<size_t>(n);
-  if (c->in_len < c->need_total) return false;
+  if (c->in_len < c->need_total) return after_tls_read(c);
   size_t size = c->in_len;
   if (batch_->used > 0 && batch_->used + size > kMaxBlock) flush_batch();
   batch_->reserve(size);
@@ -481,7 +511,46 @@ bool ServiceLoop::read_large_frame(Conn* c) {
   size_t used = parse(c, base, size);
   batch_->used += used;
   keep_partial(c, base + used, size - used);
+  return after_tls_read(c);
+}
+
+// After a TLS read was parsed. A close or error that came with data is acted
+// on now (nothing else would wake the connection for it). An unfinished
+// record left in OpenSSL's read buffer is part of a frame in progress: it is
+// charged to limits.maxPartialFrameBytes and frameTimeoutMs runs from when it
+// was first held. Returns false when c was closed.
+bool ServiceLoop::after_tls_read(Conn* c) {
+  if (!c->tls) return true;
+  if (c->tls_closed || c->tls_failed) {
+    close_conn(c, c->tls_closed ? "closed by client" : "reset by client");
+    return false;
+  }
+  bool held = c->record_held && (c->state == State::kHello || c->state == State::kAuth || c->state == State::kOpen);
+  if (!held) {
+    c->record_started_ms = 0;
+    charge_tls(c, 0, true);
+    return true;
+  }
+  if (c->record_started_ms == 0) c->record_started_ms = monotonic_ms();
+  charge_tls(c, kRecordBufferCharge, true);  // already read
   return true;
+}
+
+// c's read event runs again in the next loop pass (not in this one: one
+// connection takes at most kReadChunk per pass), or once the shared queue
+// has room again.
+void ServiceLoop::read_next_pass(Conn* c) {
+  read_again_.emplace_back(c->slot, c->gen);
+}
+
+void ServiceLoop::rearm_reads() {
+  if (read_again_.empty()) return;
+  std::vector<std::pair<uint32_t, uint32_t>> list;
+  list.swap(read_again_);
+  for (const auto& w : list) {
+    Conn* c = lookup(w.first, w.second);
+    if (c && c->reading) event_active(c->ev_read, EV_READ, 0);
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -500,10 +569,13 @@ ssize_t ServiceLoop::conn_recv(Conn* c, uint8_t* buf, size_t len) {
   switch (c->tls->read(buf, len, &n)) {
     case TlsIo::kOk:
       // Stopped with the buffer full: what OpenSSL still holds will not wake
-      // epoll, so come back for it in this loop's next round.
-      if (c->tls->has_pending()) event_active(c->ev_read, EV_READ, 0);
+      // epoll, so come back for it in the next pass.
+      c->record_held = false;
+      if (c->tls->has_pending()) read_next_pass(c);
       break;
     case TlsIo::kWantRead:
+      // What OpenSSL holds now is part of a record it cannot decrypt yet.
+      c->record_held = c->tls->holds_partial_record();
       break;
     case TlsIo::kWantWrite:
       c->read_wants_write = true;
@@ -511,9 +583,11 @@ ssize_t ServiceLoop::conn_recv(Conn* c, uint8_t* buf, size_t len) {
       break;
     case TlsIo::kClosed:
       if (n == 0) return -1;
-      break;  // the next read reports the close
+      c->tls_closed = true;  // after_tls_read() closes once the data is parsed
+      break;
     case TlsIo::kError:
       if (n == 0) return -2;
+      c->tls_failed = true;
       break;
   }
   return static_cast<ssize_t>(n);
@@ -560,10 +634,19 @@ void ServiceLoop::handshake_step(Conn* c) {
     stats.handshake_waits.add();
     return;
   }
+  // Before OpenSSL reads anything of this connection: without room in the
+  // budget it is not read (its bytes wait in the kernel) until the sweep
+  // finds room, or handshakeTimeoutMs closes it.
+  if (c->tls_charged == 0 && !charge_tls(c, kHandshakeCharge, false)) {
+    wait_for_budget(c);
+    return;
+  }
+  c->budget_wait = false;
   handshake_budget_--;
   switch (c->tls->handshake()) {
     case TlsIo::kOk:
       stats.tls_handshakes.add();
+      charge_tls(c, 0, true);  // OpenSSL freed the handshake buffers
       c->state = State::kHello;
       c->accepted_ms = monotonic_ms();  // handshakeTimeoutMs again for the HELLO
       if (c->writing && c->out_len == 0) {
@@ -635,6 +718,24 @@ bool ServiceLoop::charge_partial(Conn* c, size_t bytes, bool force) {
   return true;
 }
 
+// Sets c's charge for OpenSSL's buffers (a handshake in progress, or an
+// unfinished record in the read buffer); same rules as charge_partial.
+bool ServiceLoop::charge_tls(Conn* c, size_t bytes, bool force) {
+  if (bytes <= c->tls_charged) {
+    if (bytes < c->tls_charged) partial_bytes_.fetch_sub(c->tls_charged - bytes, std::memory_order_relaxed);
+    c->tls_charged = bytes;
+    return true;
+  }
+  size_t delta = bytes - c->tls_charged;
+  uint64_t before = partial_bytes_.fetch_add(delta, std::memory_order_relaxed);
+  if (!force && before + delta > partial_budget_) {
+    partial_bytes_.fetch_sub(delta, std::memory_order_relaxed);
+    return false;
+  }
+  c->tls_charged = bytes;
+  return true;
+}
+
 // Stop reading c until the sweep finds room again (it retries every waiter).
 void ServiceLoop::wait_for_budget(Conn* c) {
   if (!c->budget_wait) {
@@ -650,7 +751,7 @@ void ServiceLoop::resume_budget_waiters() {
   waiters.swap(budget_waiters_);
   for (const auto& w : waiters) {
     Conn* c = lookup(w.first, w.second);
-    if (c && c->state == State::kOpen && !draining_) set_reading(c, true);
+    if (c && c->state != State::kFailing && c->state != State::kLinger && !draining_) set_reading(c, true);
   }
 }
 
@@ -774,7 +875,13 @@ size_t ServiceLoop::parse_auth(Conn* c, uint8_t* base, size_t avail, size_t pos)
 bool ServiceLoop::admit(Conn* c, const Principal* principal) {
   bool certificate_any = false;  // a verified certificate, no auth.principals map
   if (!principal && c->tls) {
-    std::string cn = c->tls->peer_common_name();
+    std::string cn;
+    if (!c->tls->peer_common_name(&cn)) {
+      // A certificate whose CN is ambiguous names nobody: refused, never
+      // taken for an anonymous client.
+      refuse(c, wire::kErrUnauthenticated, "(certificate CN: more than one, empty, over 255 bytes or with a NUL)");
+      return false;
+    }
     if (!cn.empty()) {
       if (c->sec->auth_enabled && c->sec->auth.certificate_map()) {
         principal = c->sec->auth.find_certificate(cn);
@@ -1078,6 +1185,9 @@ void ServiceLoop::fail(Conn* c, uint8_t code, const char* reason) {
   c->err_reason = reason;
   c->in_len = 0;
   charge_partial(c, 0, true);
+  c->record_held = false;
+  c->record_started_ms = 0;
+  charge_tls(c, 0, true);
   set_reading(c, false);
   mark_dirty(c);
 }
@@ -1128,6 +1238,8 @@ void ServiceLoop::sweep() {
           fail(c, wire::kErrIdleTimeout, "idle timeout");
         } else if (cfg.frame_timeout_ms && c->in_len > 0 && now - c->frame_started_ms >= cfg.frame_timeout_ms) {
           fail(c, wire::kErrSlowFrame, "frame not completed in time");
+        } else if (cfg.frame_timeout_ms && c->record_started_ms && now - c->record_started_ms >= cfg.frame_timeout_ms) {
+          fail(c, wire::kErrSlowFrame, "TLS record not completed in time");
         }
         break;
       case State::kFailing:

@@ -90,6 +90,10 @@ class ServiceLoop {
   void refuse(Conn* c, uint8_t code, const char* principal);
   bool over_budget() const;
   bool charge_partial(Conn* c, size_t bytes, bool force);
+  bool charge_tls(Conn* c, size_t bytes, bool force);
+  bool after_tls_read(Conn* c);
+  void read_next_pass(Conn* c);
+  void rearm_reads();
   void wait_for_budget(Conn* c);
   void resume_budget_waiters();
   bool read_large_frame(Conn* c);
@@ -150,6 +154,7 @@ class ServiceLoop {
   uint64_t now_ms_ = 0;
   uint32_t handshake_budget_ = 0;      // handshake steps left in this loop pass
   uint32_t handshakes_deferred_ = 0;   // handshake steps put off in this pass
+  std::vector<std::pair<uint32_t, uint32_t>> read_again_;  // (slot, gen): TLS bytes OpenSSL holds, read next pass
   std::vector<std::pair<uint32_t, uint32_t>> budget_waiters_;  // (slot, gen) waiting for partial-frame budget
 
   // release/acquire: the deadline written before the flag is read after it.

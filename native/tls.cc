@@ -3,7 +3,33 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include <cstring>
+#include <fstream>
+
 namespace msgs {
+
+namespace {
+// An encrypted key must not make OpenSSL ask for a passphrase on the
+// terminal (that would block listen() and reload): no passphrase is given,
+// and loading the key fails.
+int no_passphrase(char*, int, int, void*) { return 0; }
+
+// Largest client Certificate message accepted (a client certificate chain).
+// OpenSSL 3 applies it to that message only; the ClientHello has its own
+// bound (CLIENT_HELLO_MAX_LENGTH), charged by the service loop.
+constexpr long kMaxCertList = 16 * 1024;
+
+// A PEM key protected by a passphrase: PKCS#8 ("BEGIN ENCRYPTED PRIVATE
+// KEY") or the traditional form ("Proc-Type: 4,ENCRYPTED").
+bool key_is_encrypted(const std::string& path) {
+  std::ifstream f(path);
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.find("ENCRYPTED") != std::string::npos) return true;
+  }
+  return false;
+}
+}  // namespace
 
 std::string tls_error_reason() {
   unsigned long e = ERR_peek_last_error();
@@ -40,6 +66,8 @@ TlsContext::TlsContext(const TlsConfig& cfg) {
   // reports, and the service loop comes back for it without epoll.
   SSL_CTX_set_read_ahead(ctx_, 1);
   SSL_CTX_set_default_read_buffer_len(ctx_, 64 * 1024);
+  SSL_CTX_set_max_cert_list(ctx_, kMaxCertList);
+  SSL_CTX_set_default_passwd_cb(ctx_, no_passphrase);
   int min = cfg.min_version == TlsVersion::kTls13 ? TLS1_3_VERSION : TLS1_2_VERSION;
   if (!SSL_CTX_set_min_proto_version(ctx_, min)) {
     fail("tls.minVersion");
@@ -58,6 +86,13 @@ TlsContext::TlsContext(const TlsConfig& cfg) {
     return;
   }
   if (SSL_CTX_use_PrivateKey_file(ctx_, cfg.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    if (key_is_encrypted(cfg.key)) {
+      ERR_clear_error();
+      error_ = "tls.key " + cfg.key + " is encrypted: give an unencrypted key";
+      SSL_CTX_free(ctx_);
+      ctx_ = nullptr;
+      return;
+    }
     fail("tls.key " + cfg.key);
     return;
   }
@@ -96,6 +131,26 @@ TlsSession::TlsSession(SSL_CTX* ctx, int fd) {
   if (!ssl_) return;
   SSL_set_fd(ssl_, fd);
   SSL_set_accept_state(ssl_);
+  // Counts for holds_partial_record(): bytes taken from the socket, and the
+  // size of every record whose header OpenSSL parsed.
+  BIO* rbio = SSL_get_rbio(ssl_);
+  BIO_set_callback_arg(rbio, reinterpret_cast<char*>(this));
+  BIO_set_callback_ex(rbio, on_bio);
+  SSL_set_msg_callback(ssl_, on_record);
+  SSL_set_msg_callback_arg(ssl_, this);
+}
+
+long TlsSession::on_bio(BIO* b, int oper, const char*, size_t, int, long, int ret, size_t* processed) {
+  if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed) {
+    reinterpret_cast<TlsSession*>(BIO_get_callback_arg(b))->raw_in_ += *processed;
+  }
+  return ret;
+}
+
+void TlsSession::on_record(int write_p, int, int content_type, const void* buf, size_t len, SSL*, void* arg) {
+  if (write_p || content_type != SSL3_RT_HEADER || len < 5) return;
+  const uint8_t* h = static_cast<const uint8_t*>(buf);
+  static_cast<TlsSession*>(arg)->records_in_ += 5 + ((size_t{h[3]} << 8) | h[4]);
 }
 
 TlsSession::~TlsSession() {
@@ -155,14 +210,29 @@ void TlsSession::shutdown() {
   ERR_clear_error();
 }
 
-std::string TlsSession::peer_common_name() const {
-  if (SSL_get_verify_result(ssl_) != X509_V_OK) return "";
+bool TlsSession::peer_common_name(std::string* cn) const {
+  cn->clear();
+  if (SSL_get_verify_result(ssl_) != X509_V_OK) return true;
   X509* cert = SSL_get1_peer_certificate(ssl_);
-  if (!cert) return "";
-  char cn[256] = "";
-  int len = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+  if (!cert) return true;
+  bool ok = true;
+  const X509_NAME* name = X509_get_subject_name(cert);
+  int at = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+  if (at >= 0) {
+    // Exactly one CN, taken byte for byte: a second CN, an embedded NUL or
+    // a CN past kMaxCommonName would make the principal ambiguous.
+    const ASN1_STRING* v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, at));
+    const unsigned char* p = ASN1_STRING_get0_data(v);
+    int len = ASN1_STRING_length(v);
+    if (X509_NAME_get_index_by_NID(name, NID_commonName, at) >= 0 || len <= 0 ||
+        static_cast<size_t>(len) > kMaxCommonName || memchr(p, 0, static_cast<size_t>(len)) != nullptr) {
+      ok = false;
+    } else {
+      cn->assign(reinterpret_cast<const char*>(p), static_cast<size_t>(len));
+    }
+  }
   X509_free(cert);
-  return len > 0 ? std::string(cn, static_cast<size_t>(len)) : "";
+  return ok;
 }
 
 }  // namespace msgs

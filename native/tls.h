@@ -67,15 +67,28 @@ class TlsSession {
   TlsIo write(const uint8_t* buf, size_t len, size_t* n);
   // Decrypted or undecrypted bytes OpenSSL holds: epoll will not report them.
   bool has_pending() const { return SSL_has_pending(ssl_) == 1; }
+  // After a read that ended wanting more: OpenSSL has parsed a record header
+  // whose body has not all arrived (SSL_has_pending() does not see such a
+  // record). Less than a header (at most 4 bytes) is not reported: a record
+  // format the callback does not see (an SSLv2-style ClientHello) then only
+  // weakens the check, and never flags a client that sends whole records.
+  bool holds_partial_record() const { return records_in_ > raw_in_; }
   // Sends close_notify (best effort, non-blocking).
   void shutdown();
   // The peer certificate's subject CN when the handshake verified one; empty
-  // otherwise.
-  std::string peer_common_name() const;
+  // otherwise (or without a CN). False when the certificate's CN cannot name
+  // a principal: more than one CN, an empty one, one longer than
+  // kMaxCommonName bytes, or one with an embedded NUL.
+  static constexpr size_t kMaxCommonName = 255;
+  bool peer_common_name(std::string* cn) const;
 
  private:
   TlsIo result(int ret);
+  static long on_bio(BIO* b, int oper, const char* argp, size_t len, int argi, long argl, int ret, size_t* processed);
+  static void on_record(int write_p, int version, int content_type, const void* buf, size_t len, SSL* ssl, void* arg);
   SSL* ssl_ = nullptr;
+  uint64_t raw_in_ = 0;      // bytes read from the socket
+  uint64_t records_in_ = 0;  // bytes of the records whose headers were parsed
 };
 
 }  // namespace msgs

@@ -9,6 +9,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { Duplex } from 'node:stream';
 import * as tls from 'node:tls';
 import { after, test } from 'node:test';
 
@@ -350,4 +351,76 @@ test('msgserver CLI: --tls-cert/--tls-key, and SIGHUP reloads the certificate', 
     proc.kill('SIGTERM');
     await new Promise((r) => proc.once('exit', r));
   }
+});
+
+test('an encrypted tls.key fails listen() at once with ERR_MSGS_TLS_FILES naming it (no passphrase prompt)', { ...T, skip: !hasOpenssl() && 'the openssl CLI is missing' }, async () => {
+  const dir = tempDir('msgserver-tls-enc-');
+  dirs.push(dir);
+  const enc = path.join(dir, 'encrypted.key');
+  execFileSync('openssl', ['ec', '-in', certs.serverKey, '-aes256', '-passout', 'pass:x', '-out', enc], { stdio: 'ignore' });
+  const server = new MessageServer({ port: 0, file: { path: path.join(dir, 'm.log') }, tls: { cert: certs.serverCert, key: enc } });
+  await assert.rejects(server.listen(), (e: NodeJS.ErrnoException) =>
+    e.code === 'ERR_MSGS_TLS_FILES' && e.message.includes(`tls.key ${enc} is encrypted: give an unencrypted key`));
+});
+
+test('a client certificate with two CNs is refused with UNAUTHENTICATED, never taken as anonymous', { ...T, skip: !hasOpenssl() && 'the openssl CLI is missing' }, async () => {
+  const dir = tempDir('msgserver-tls-cn-');
+  dirs.push(dir);
+  const run = (args: string[]): void => { execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' }); };
+  run(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'two.key']);
+  run(['req', '-new', '-key', 'two.key', '-subj', '/CN=client-a/CN=client-b', '-out', 'two.csr']);
+  run(['x509', '-req', '-in', 'two.csr', '-CA', certs.caCert, '-CAkey', certs.caKey, '-CAcreateserial', '-days', '2', '-out', 'two.pem']);
+  const { port } = await startServer({ ...ONE_TLS, ca: certs.caCert, clientAuth: 'require' });
+  const s = await tlsConnect(port, { cert: fs.readFileSync(path.join(dir, 'two.pem')), key: fs.readFileSync(path.join(dir, 'two.key')) });
+  s.on('error', () => undefined);
+  const r = new WireReader(s);
+  s.write(Buffer.concat([hello(1), msg(1, 'x')]));
+  await r.until((x) => x.err !== null || x.closed);
+  assert.equal(r.err?.code, 13, 'UNAUTHENTICATED');
+  assert.equal(r.acked, 0);
+  // A certificate with one CN is still accepted.
+  const good = await tlsConnect(port, { cert: fs.readFileSync(certs.clientCert), key: fs.readFileSync(certs.clientKey) });
+  const g = new WireReader(good);
+  good.write(Buffer.concat([hello(1), msg(1, 'x')]));
+  await g.until((x) => x.acked >= 1);
+  assert.equal(g.ackedOk, 1);
+  good.destroy();
+});
+
+test('data and close_notify in one read (no TCP FIN): the server parses the data, then closes', T, async () => {
+  const { server, port } = await startServer(ONE_TLS);
+  const raw = net.connect(port, '127.0.0.1');
+  raw.on('error', () => undefined);
+  let hold: Buffer[] | null = null; // after the handshake: gathered, sent in one write at end()
+  const pipe = new Duplex({
+    read() {},
+    write(chunk, _enc, cb) {
+      if (hold) hold.push(chunk);
+      else raw.write(chunk);
+      cb();
+    },
+    final(cb) {
+      raw.write(Buffer.concat(hold ?? [])); // the data and close_notify, without a FIN
+      cb();
+    },
+  });
+  raw.on('data', (b) => pipe.push(b));
+  const closed = new Promise<void>((resolve) => raw.once('close', () => resolve()));
+  const s = await new Promise<tls.TLSSocket>((resolve, reject) => {
+    const t = tls.connect({ socket: pipe, servername: 'localhost', ca: fs.readFileSync(certs.caCert) });
+    t.once('secureConnect', () => resolve(t));
+    t.once('error', reject);
+  });
+  s.on('error', () => undefined);
+  const r = new WireReader(s);
+  s.write(hello(5));
+  await r.until((x) => x.helloOk);
+  hold = [];
+  s.end(msg(1, 'last words'));
+  await closed; // bounded by the test's timeout: before, the server waited for a read nothing scheduled
+  await new Promise<void>((resolve) => {
+    const check = (): void => { if (server.stats().messagesIn >= 1) resolve(); else setImmediate(check); };
+    check();
+  });
+  assert.equal(server.stats().messagesIn, 1);
 });
