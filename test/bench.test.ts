@@ -213,7 +213,8 @@ test('bench/run.js without nats-server: the JetStream rows are skipped with the 
   const out = path.join(dir, 'B.md');
   const log = execFileSync(process.execPath, [path.join(BENCH, 'run.js'), '--quick', '--only', 'jetstream', '--out', out], {
     encoding: 'utf8',
-    env: { ...process.env, MSGBENCH_NATS_SERVER: path.join(dir, 'no-nats-server') },
+    // A machine without nats-server, where nobody requires the JetStream rows (CI sets MSGS_REQUIRE_NATS=1).
+    env: { ...process.env, MSGBENCH_NATS_SERVER: path.join(dir, 'no-nats-server'), MSGS_REQUIRE_NATS: '0' },
   });
   assert.match(log, /skipping the JetStream rows: nats-server not found/);
   const md = fs.readFileSync(out, 'utf8');

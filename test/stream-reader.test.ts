@@ -375,25 +375,27 @@ test('msglog stats --jetstream counts the stream; errors exit 1 (corrupt) and 3 
 });
 
 test('msglog --jetstream arguments parse into the stream variants', () => {
-  assert.deepEqual(parseLogArgs(['cat', '--jetstream', 'nats://a:4222, b:4222', '--stream', 'S']), {
+  assert.deepEqual(parseLogArgs(['cat', '--jetstream', 'nats://a:4222, b:4222', '--stream', 'S'], {}), {
     help: false,
     command: 'cat',
     jetstream: ['nats://a:4222', 'b:4222'],
     stream: 'S',
+    nats: {},
     format: 'json',
     fromSeq: undefined,
     follow: false,
   });
-  assert.deepEqual(parseLogArgs(['cat', '--jetstream=x', '--stream=S', '--from-seq', '7', '-f', '--format', 'text']), {
+  assert.deepEqual(parseLogArgs(['cat', '--jetstream=x', '--stream=S', '--from-seq', '7', '-f', '--format', 'text'], {}), {
     help: false,
     command: 'cat',
     jetstream: ['x'],
     stream: 'S',
+    nats: {},
     format: 'text',
     fromSeq: 7n,
     follow: true,
   });
-  assert.deepEqual(parseLogArgs(['stats', '--jetstream', 'x', '--stream', 'S']), { help: false, command: 'stats', jetstream: ['x'], stream: 'S' });
+  assert.deepEqual(parseLogArgs(['stats', '--jetstream', 'x', '--stream', 'S'], {}), { help: false, command: 'stats', jetstream: ['x'], stream: 'S', nats: {} });
   // --json works for files too; file variants are unchanged.
   assert.deepEqual(parseLogArgs(['cat', 'f.log', '--json']), { help: false, command: 'cat', file: 'f.log', format: 'json', allowTornTail: false, fromSeq: undefined });
 });
