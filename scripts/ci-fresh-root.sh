@@ -145,6 +145,6 @@ sh scripts/setup.sh </dev/null 2>&1
 if npm test >/tmp/npm-test.log 2>&1; then rc=0; else rc=$?; fi
 grep -E "^# (tests|suites|pass|fail|cancelled|skipped|todo|duration_ms) " /tmp/npm-test.log | sed "s/^/fresh-root:   /" || true
 sed -n "s/^ok [0-9]* - .*# SKIP \(.*\)/\1/p" /tmp/npm-test.log | sort | uniq -c | sed "s/^ */fresh-root:   skipped: /" || true
-[ "$rc" = 0 ] || { tail -n 80 /tmp/npm-test.log; echo "npm test exited with $rc"; exit 1; }
+[ "$rc" = 0 ] || { grep -A 30 "^not ok" /tmp/npm-test.log | head -n 300; tail -n 20 /tmp/npm-test.log; echo "npm test exited with $rc"; exit 1; }
 ' || die "sh scripts/setup.sh && npm test failed in the fresh root"
 say "passed"
