@@ -101,7 +101,7 @@ test('TLS + token: 10,000 messages round-trip, ACKed and in the file', T, async 
   });
   const p = (await own.listen()).port;
   try {
-    const client = await MessageClient.connect({ host: 'localhost', port: p, clientId: 150, firstMsgId: 1, tls: { ca: ca() }, token: ALICE });
+    const client = await MessageClient.connect({ host: '127.0.0.1', port: p, clientId: 150, firstMsgId: 1, tls: { ca: ca(), servername: 'localhost' }, token: ALICE });
     const items = Array.from({ length: 10_000 }, (_, i) => `e2e ${i}`);
     const acks = await client.sendMany(items);
     assert.equal(acks.length, 10_000);
