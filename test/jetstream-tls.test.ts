@@ -125,7 +125,17 @@ test('TLS toward a server whose certificate another CA signed: never ready, neve
   });
   const logs: LogEntry[] = [];
   server.on('log', (e) => logs.push(e));
-  const { port: p } = await server.listen();
+  // Sometimes libnats closes the connection over the refused certificate
+  // before the sink subscribes: listen() then fails with a coded error. Also
+  // never OK; the message does not name the certificate yet (docs/scale-out.md).
+  let p: number;
+  try {
+    p = (await server.listen()).port;
+  } catch (err) {
+    assert.equal((err as NodeJS.ErrnoException).code, 'ERR_MSGS_START', String(err));
+    await server.close();
+    return;
+  }
   try {
     const client = await MessageClient.connect({ port: p, clientId: 3 });
     await assert.rejects(client.send('x'), /REPLICATION_FAILED/);
