@@ -13,39 +13,16 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { connect } from 'nats';
 
 import { MessageClient, MessageServer, type LogEntry } from '../dist/index';
 import { tempDir } from './helpers';
-import { natsServerPath, startNatsCluster, type NatsCluster } from './support/nats-cluster';
+import { natsServerPath, startNatsCluster, streamLeader, type NatsCluster } from './support/nats-cluster';
 import { checkStream, describe, runLoad, type Fault } from './support/replicated-load';
 
 const skip = natsServerPath() === null && process.env.MSGS_REQUIRE_NATS !== '1' ? 'nats-server is not installed' : false;
 const TOTAL = Number(process.env.MSGS_FAILOVER_MESSAGES ?? 5000);
 const CLIENT_ID = 4242;
 
-/** The stream's leader as its cluster reports it ('n0'..'n2'), asked of the running nodes in turn. */
-async function streamLeader(cluster: NatsCluster, stream: string): Promise<number> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    for (let i = 0; i < cluster.urls.length; i++) {
-      if (!cluster.running(i)) continue;
-      const nc = await connect({ servers: cluster.urls[i], timeout: 1000, reconnect: false }).catch(() => null);
-      if (!nc) continue;
-      try {
-        const si = await (await nc.jetstreamManager({ timeout: 1000 })).streams.info(stream);
-        const k = cluster.indexOf(si.cluster?.leader ?? '');
-        if (k >= 0 && cluster.running(k)) return k;
-      } catch {
-        // no leader yet, or this node does not know: ask the next
-      } finally {
-        await nc.close();
-      }
-    }
-    if (Date.now() > deadline) throw new Error(`stream ${stream} has no running leader after 20 s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function setup(t: TestContext, stream: string): Promise<{ cluster: NatsCluster; server: MessageServer; client: MessageClient; logs: LogEntry[] }> {
   const dir = tempDir('msgserver-failover-');

@@ -16,32 +16,11 @@ import { connect } from 'nats';
 import { MessageClient, MessageServer } from '../dist/index';
 import { readStream, StreamReadError } from '../dist/read/stream-reader';
 import { tempDir } from './helpers';
-import { natsServerPath, startNatsCluster, startNatsServer, type NatsCluster } from './support/nats-cluster';
+import { natsServerPath, startNatsCluster, startNatsServer, streamLeader } from './support/nats-cluster';
 
 const skip = natsServerPath() === null && process.env.MSGS_REQUIRE_NATS !== '1' ? 'nats-server is not installed' : false;
 const TOTAL = 3000;
 
-async function streamLeader(cluster: NatsCluster, stream: string): Promise<number> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    for (let i = 0; i < cluster.urls.length; i++) {
-      if (!cluster.running(i)) continue;
-      const nc = await connect({ servers: cluster.urls[i], timeout: 1000, reconnect: false }).catch(() => null);
-      if (!nc) continue;
-      try {
-        const si = await (await nc.jetstreamManager({ timeout: 1000 })).streams.info(stream);
-        const k = cluster.indexOf(si.cluster?.leader ?? '');
-        if (k >= 0 && cluster.running(k)) return k;
-      } catch {
-        // ask the next
-      } finally {
-        await nc.close();
-      }
-    }
-    if (Date.now() > deadline) throw new Error(`stream ${stream} has no running leader`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test('a following readStream and msglog cat -f ride out the stream leader SIGKILLed: every sequence once, in order', { skip, timeout: 120_000 }, async (t) => {
   const dir = tempDir('msgserver-readfail-');

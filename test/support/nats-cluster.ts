@@ -24,6 +24,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { connect } from 'nats';
 
 // ---------------------------------------------------------------------------
 // Binaries
@@ -728,4 +729,27 @@ export async function startHaproxy(opts: {
   };
 
   return { port, stop, dir, config, statsPort, serverStatus, logs };
+}
+
+/** The stream's leader as its cluster reports it (its index), asked of the running nodes in turn. */
+export async function streamLeader(cluster: NatsCluster, stream: string): Promise<number> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    for (let i = 0; i < cluster.urls.length; i++) {
+      if (!cluster.running(i)) continue;
+      const nc = await connect({ servers: cluster.urls[i], timeout: 1000, reconnect: false }).catch(() => null);
+      if (!nc) continue;
+      try {
+        const si = await (await nc.jetstreamManager({ timeout: 1000 })).streams.info(stream);
+        const k = cluster.indexOf(si.cluster?.leader ?? '');
+        if (k >= 0 && cluster.running(k)) return k;
+      } catch {
+        // no leader yet, or this node does not know: ask the next
+      } finally {
+        await nc.close();
+      }
+    }
+    if (Date.now() > deadline) throw new Error(`stream ${stream} has no running leader after 20 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
