@@ -355,6 +355,16 @@ export interface ClientArgs {
   token: string | undefined;
 }
 
+/** The TLS and token flags msgclient and msgbench share (--tls --ca --cert --key --servername --token). */
+export const TLS_CLIENT_SPECS: readonly FlagSpec[] = [
+  { name: 'tls', type: 'boolean' },
+  { name: 'ca', type: 'string' },
+  { name: 'cert', type: 'string' },
+  { name: 'key', type: 'string' },
+  { name: 'servername', type: 'string' },
+  { name: 'token', type: 'string' },
+];
+
 const CLIENT_SPECS: readonly FlagSpec[] = [
   ...COMMON_FLAGS,
   { name: 'host', type: 'string' },
@@ -367,12 +377,7 @@ const CLIENT_SPECS: readonly FlagSpec[] = [
   { name: 'quiet', short: 'q', type: 'boolean' },
   { name: 'summary', short: 's', type: 'boolean' },
   { name: 'connect-timeout-ms', type: 'string' },
-  { name: 'tls', type: 'boolean' },
-  { name: 'ca', type: 'string' },
-  { name: 'cert', type: 'string' },
-  { name: 'key', type: 'string' },
-  { name: 'servername', type: 'string' },
-  { name: 'token', type: 'string' },
+  ...TLS_CLIENT_SPECS,
 ];
 
 export function parseClientArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): ClientArgs {

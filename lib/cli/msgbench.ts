@@ -4,7 +4,7 @@
 // latency percentiles and errors. Every ACK is checked against the messages
 // it covers; a mismatch counts as an error.
 import type { BenchProtocol, LoadOptions, LoadProgress, LoadResult } from '../bench/bench';
-import { EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, UsageError } from './args';
+import { EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, TLS_CLIENT_SPECS, UsageError } from './args';
 import { COMMON_FLAGS, parseFlags, parseIntFlag, usageLine, versionLine, type FlagSpec } from './flags';
 
 export interface BenchArgs {
@@ -37,12 +37,7 @@ const BENCH_SPECS: readonly FlagSpec[] = [
   { name: 'client-id', type: 'string' },
   { name: 'stall-timeout-ms', type: 'string' },
   { name: 'seed', type: 'string' },
-  { name: 'tls', type: 'boolean' },
-  { name: 'ca', type: 'string' },
-  { name: 'cert', type: 'string' },
-  { name: 'key', type: 'string' },
-  { name: 'servername', type: 'string' },
-  { name: 'token', type: 'string' },
+  ...TLS_CLIENT_SPECS,
 ];
 
 function payloadArg(raw: string | undefined): number | [number, number] {
