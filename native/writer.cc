@@ -59,7 +59,12 @@ void Writer::join() {
 
 void Writer::run() {
   for (;;) {
-    while (Batch* b = queue_.pop()) take(b);
+    bool took = false;
+    while (Batch* b = queue_.pop()) {
+      if (!took) spin_.arrived();
+      take(b);
+      took = true;
+    }
     uint64_t now = monotonic_ms();
     int timeout = poll_sinks(now);
     if (buffered_msgs_ > 0 || !ready_.empty()) {
@@ -89,6 +94,10 @@ void Writer::run() {
     // The flushes above may have published: sleep no longer than the oldest
     // publish may wait for its acknowledgement.
     timeout = sooner(timeout, poll_sinks(monotonic_ms()));
+    // More work is likely due within a round trip: a short spin saves the
+    // wake-up (spin_wait.h). A sink's news ends it too; a timer or a stop
+    // waits at most kWriterSpinNs longer.
+    if (took && spin_.spin([this] { return !queue_.empty() || sinks_have_news(); })) continue;
     wake_.prepare_sleep();
     // Re-check after arming: work (or an acknowledgement) published before
     // prepare_sleep() did not signal.

@@ -16,6 +16,7 @@
 #include "notifier.h"
 #include "shared_queue.h"
 #include "sink.h"
+#include "spin_wait.h"
 #include "stats.h"
 
 namespace msgs {
@@ -57,6 +58,7 @@ class Writer {
   std::vector<Sink*> splitters_;  // the sinks whose split_before() is asked per message
   bool framing_ = false;  // some sink reads the binary records (else only their sizes count)
   std::thread thread_;
+  SpinPolicy spin_{kWriterSpinNs};  // for the next batch before sleeping
   // release/acquire: everything before request_stop() is seen by the writer.
   std::atomic<bool> stop_{false};
 
