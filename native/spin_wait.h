@@ -7,15 +7,18 @@
 // the thread sleeps as before. An idle server has no batch in flight, so it
 // never spins and uses no CPU.
 //
-// The writer, after a pass that took batches, spins for the next one: at one
+// The writer, after a small pass, spins for the next batch: at one
 // synchronous connection the next batch comes one round trip later, and a
 // sleeping writer turns every message into one more cross-thread wake-up
-// (measured: p50 halves). Spinning costs a core while it lasts, so whether
-// to spin is learnt from the gaps (SpinPolicy): a writer whose work arrives
+// (measured: p50 halves). Spinning costs a core while it lasts, so the
+// writer does not spin after a large pass (its wake-up is shared by many
+// messages, and the service threads need the core), and whether to spin at
+// all is learnt from the gaps (SpinPolicy): a writer whose work arrives
 // sparsely sleeps at once.
 #pragma once
 #include <time.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace msgs {
@@ -28,6 +31,9 @@ constexpr uint64_t kServiceSpinNs = 50 * 1000;
 // How long the writer spins for the next batch after a pass that took some:
 // a little over one loopback round trip with its wake-ups.
 constexpr uint64_t kWriterSpinNs = 100 * 1000;
+// The writer spins only after a pass of at most this many messages: beyond
+// it, one wake-up per pass costs each message little.
+constexpr size_t kWriterSpinMaxMsgs = 64;
 
 inline uint64_t monotonic_ns() {
   timespec ts;

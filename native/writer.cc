@@ -60,10 +60,12 @@ void Writer::join() {
 void Writer::run() {
   for (;;) {
     bool took = false;
+    size_t took_msgs = 0;
     while (Batch* b = queue_.pop()) {
       if (!took) spin_.arrived();
-      take(b);
       took = true;
+      took_msgs += b->msgs.size();
+      take(b);
     }
     uint64_t now = monotonic_ms();
     int timeout = poll_sinks(now);
@@ -94,10 +96,16 @@ void Writer::run() {
     // The flushes above may have published: sleep no longer than the oldest
     // publish may wait for its acknowledgement.
     timeout = sooner(timeout, poll_sinks(monotonic_ms()));
-    // More work is likely due within a round trip: a short spin saves the
-    // wake-up (spin_wait.h). A sink's news ends it too; a timer or a stop
-    // waits at most kWriterSpinNs longer.
-    if (took && spin_.spin([this] { return !queue_.empty() || sinks_have_news(); })) continue;
+    // After a small pass, the next batch is likely one round trip away and
+    // a wake-up is a large share of each message's cost: a short spin saves
+    // it (spin_wait.h). After a larger pass the writer sleeps at once: its
+    // wake-up is spread over many messages, and a spin would hold a core the
+    // service threads need. A sink's news ends the spin too; a timer or a
+    // stop waits at most kWriterSpinNs longer.
+    if (took && took_msgs <= kWriterSpinMaxMsgs &&
+        spin_.spin([this] { return !queue_.empty() || sinks_have_news(); })) {
+      continue;
+    }
     wake_.prepare_sleep();
     // Re-check after arming: work (or an acknowledgement) published before
     // prepare_sleep() did not signal.
