@@ -10,7 +10,8 @@
 // The load comes from msgbench (dist/cli/msgbench.js, the native load
 // generator) in its own process. Each row starts its servers, then runs
 // msgbench against them in turn, `runs` times (interleaved, so drift in the
-// machine's load hits all alike), and reports medians, the server's CPU
+// machine's load hits all alike; each run starts with the next server in
+// turn, so none always runs after the same file writer), and reports medians, the server's CPU
 // seconds per million messages (/proc/<pid>/stat around each run) and what
 // bounds the row. Scaling rows (1 .. 10,000 pipelining connections) and the
 // idle server's CPU are measured too. Writes bench/BENCHMARKS.md and its
@@ -636,7 +637,9 @@ async function runRow(row, tmp) {
       rec.threads[s.key] = s.pub ? '-' : th;
     }
     for (let run = 0; run < RUNS; run++) {
-      for (const s of servers) {
+      // Each run starts with the next server in turn: whoever runs first pays
+      // for the writeback of the previous run's dirty pages.
+      for (const s of servers.map((_, i) => servers[(i + run) % servers.length])) {
         const entry = await measure(row, s, rec.threads[s.key], tmp);
         rec.cmds[`bench-${s.key}`] = s.cmd;
         rec.runs[s.key].push(entry);
@@ -973,7 +976,7 @@ function render({ rows, m, loadBefore, loadAfter, secs, idle, plots }) {
   L.push(
     `- The load is \`msgbench\` (the native load generator, its own process, epoll, one writev per connection per round, per-message latency from send to ACK). ` +
       `It checks every ACK (count and last id; legacy: the bytes "ack"); a run with errors is marked. ` +
-      `${RUNS} run(s) of ${DURATION} ms per server per row (the burst: ${BURST_CONNS.toLocaleString('en-US')} connections x 6 messages, until done), runs interleaved across the servers; figures are medians.`,
+      `${RUNS} run(s) of ${DURATION} ms per server per row (the burst: ${BURST_CONNS.toLocaleString('en-US')} connections x 6 messages, until done), runs interleaved across the servers, each run starting with the next server in turn (the first to run after a file-writing run also pays for the kernel's writeback of its dirty pages); figures are medians.`,
   );
   L.push(
     `- Load-generator threads: ${LOAD_THREADS === 'auto' ? 'for the pipelined, synchronous and scaling rows each server gets the better of 1 and 2 load threads (a 1 s trial of each, kept only if 2 is at least 3% better); latency rows use 1, the burst and the scaling rows from 2,048 connections 2' : `${LOAD_THREADS} for every row except the burst and the scaling rows from 2,048 connections (2)`}. ` +
