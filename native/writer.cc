@@ -103,13 +103,13 @@ void Writer::run() {
     // service threads need. A sink's news ends the spin too; a timer or a
     // stop waits at most kWriterSpinNs longer.
     if (took && took_msgs <= kWriterSpinMaxMsgs &&
-        spin_.spin([this] { return !queue_.empty() || sinks_have_news(); })) {
+        spin_.spin([this] { return work_due(); })) {
       continue;
     }
     wake_.prepare_sleep();
     // Re-check after arming: work (or an acknowledgement) published before
     // prepare_sleep() did not signal.
-    if (!queue_.empty() || stop_.load(std::memory_order_acquire) || sinks_have_news()) {
+    if (work_due() || stop_.load(std::memory_order_acquire)) {
       wake_.cancel_sleep();
       continue;
     }
@@ -126,7 +126,9 @@ int Writer::poll_sinks(uint64_t now_ms) {
   return timeout;
 }
 
-bool Writer::sinks_have_news() const {
+// A batch queued, or a sink's outcome to collect: what ends a spin or a sleep.
+bool Writer::work_due() const {
+  if (!queue_.empty()) return true;
   for (const Sink* s : sinks_) {
     if (s->has_news()) return true;
   }

@@ -41,7 +41,7 @@ class Writer {
  private:
   void run();
   int poll_sinks(uint64_t now_ms);
-  bool sinks_have_news() const;
+  bool work_due() const;
   void take(Batch* b);
   void frame(const MsgRef& m, const Batch* b);
   void flush();
