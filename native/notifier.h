@@ -16,14 +16,17 @@ class Notifier {
 
   int fd() const { return fd_; }
 
-  // Any thread, after publishing work.
-  void notify() {
+  // Any thread, after publishing work. True when the owner was asleep (or
+  // about to be) and had to be woken.
+  bool notify() {
     // seq_cst fence: the producer's publication (an acq_rel exchange or CAS)
     // must be ordered before the read of armed_ below, as the sleeper's
     // prepare_sleep() store is ordered before its re-check: Dekker needs
     // both sides in the single total order.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (armed_.exchange(false, std::memory_order_seq_cst)) signal();
+    if (!armed_.exchange(false, std::memory_order_seq_cst)) return false;
+    signal();
+    return true;
   }
   // Unconditional wake (stop requests, rare events).
   void signal();

@@ -1,5 +1,4 @@
 #include "service_loop.h"
-#include "spin_wait.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -256,8 +255,8 @@ void ServiceLoop::run() {
       wait_for_queue_space();
       continue;
     }
-    // A completion is due for a batch in flight: a short spin saves the wake-up (spin_wait.h).
-    if (batches_out_ > 0 && spin_until([this] { return !completions_.empty(); }, kServiceSpinNs)) continue;
+    // A completion is due any moment: a short spin saves the wake-up (spin_wait.h).
+    if (completion_due() && completion_spin_.spin([this] { return !completions_.empty(); })) continue;
     // Sleep in epoll only when no work was posted meanwhile; posts after
     // prepare_sleep() write the eventfd, which wakes the loop.
     notifier_.prepare_sleep();
@@ -1028,13 +1027,21 @@ void ServiceLoop::flush_batch() {
     batch_->used = 0;
     return;
   }
-  queue_.push(batch_);
+  writer_awake_ = !queue_.push(batch_);
   stats.batches_pushed.add();
   batches_out_++;
   batch_ = fresh_batch();
 }
 
+// Whether the writer's completion of a batch in flight is due within a spin:
+// only while the writer was awake when the last batch went out. A writer that
+// had to be woken takes longer than the spin to come back (its wake-up alone,
+// on a virtual machine), and a thread spinning meanwhile keeps the core the
+// writer would wake up on.
+bool ServiceLoop::completion_due() const { return batches_out_ > 0 && writer_awake_; }
+
 void ServiceLoop::on_completion(Batch* b) {
+  completion_spin_.arrived();
   batches_out_--;
   if (cfg_.ack_mode != AckMode::kReceived) {
     for (const MsgRef& m : b->msgs) {

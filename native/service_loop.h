@@ -21,6 +21,7 @@
 #include "mpsc_queue.h"
 #include "notifier.h"
 #include "shared_queue.h"
+#include "spin_wait.h"
 #include "stats.h"
 
 namespace msgs {
@@ -102,6 +103,7 @@ class ServiceLoop {
   void add_message(Conn* c, uint32_t client_id, uint8_t name_len, uint64_t msg_id, uint32_t payload_len,
                    size_t name_offset, uint16_t payload_gap);
   void keep_partial(Conn* c, const uint8_t* p, size_t n);
+  bool completion_due() const;
   void on_completion(Batch* b);
   void ack(Conn* c, uint8_t status, uint64_t msg_id);
   void emit_ack_run(Conn* c);
@@ -151,6 +153,8 @@ class ServiceLoop {
   Batch* batch_ = nullptr;             // the pass's batch being filled
   std::vector<Batch*> pool_;           // batches back from the writer
   uint64_t batches_out_ = 0;           // pushed and not yet completed
+  bool writer_awake_ = false;          // the writer needed no wake-up for the last push
+  SpinPolicy completion_spin_{kServiceSpinNs};  // spin for a completion? (spin_wait.h)
   uint64_t now_ms_ = 0;
   uint32_t handshake_budget_ = 0;      // handshake steps left in this loop pass
   uint32_t handshakes_deferred_ = 0;   // handshake steps put off in this pass

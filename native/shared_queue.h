@@ -28,15 +28,16 @@ class SharedQueue {
   }
 
   // Producer: charges the batch's memory (its block's capacity, not just the
-  // bytes used) to the bound, pushes it and wakes the writer.
-  void push(Batch* b) {
+  // bytes used) to the bound, pushes it and wakes the writer. True when the
+  // writer was asleep.
+  bool push(Batch* b) {
     b->accounted = b->cap;
     // relaxed: the bound is approximate by one batch per producer; the push
     // below carries the synchronisation for the batch's contents.
     bytes_.fetch_add(b->accounted, std::memory_order_relaxed);
     batches_.fetch_add(1, std::memory_order_relaxed);
     queue_.push(b);
-    consumer_.notify();
+    return consumer_.notify();
   }
 
     // Full by its bytes, or held (the disk-space guard): producers stop reading.

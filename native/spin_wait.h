@@ -5,7 +5,12 @@
 // skips the eventfd write: both sides save a wake-up, which on a virtual
 // machine costs more than a small message's whole write. When it does not,
 // the thread sleeps as before. An idle server has no batch in flight, so it
-// never spins and uses no CPU.
+// never spins and uses no CPU. The service thread spins only while the
+// writer was awake when the batch went out (a writer that must be woken
+// first comes back later than any spin, and the spinning thread holds the
+// core it would wake on), and only while completions usually come back
+// within the spin (SpinPolicy): with many connections a service thread has
+// sockets to read instead, and a spin would take their core.
 //
 // The writer, after a small pass, spins for the next batch: at one
 // synchronous connection the next batch comes one round trip later, and a
