@@ -110,9 +110,25 @@ void test_concurrent(bool sleepy_consumer) {
   CHECK_EQ(done.load(std::memory_order_acquire), kProducers);
 }
 
+// notify() says whether it had to wake the owner: a service thread decides
+// from it whether the writer was awake (spin_wait.h). Only an armed owner
+// (prepare_sleep() without cancel_sleep()) is woken, and only once.
+void test_notify_reports_wake() {
+  msgs::Notifier n;
+  CHECK(!n.notify());  // awake owner: nothing to wake
+  n.prepare_sleep();
+  CHECK(n.notify());   // about to sleep: woken
+  CHECK(!n.notify());  // the first notify() disarmed it
+  n.wait(0);           // the eventfd was written: returns at once, drained
+  n.prepare_sleep();
+  n.cancel_sleep();
+  CHECK(!n.notify());  // found work before sleeping: no wake needed
+}
+
 }  // namespace
 
 int main() {
+  test_notify_reports_wake();
   test_single_thread_fifo();
   test_concurrent(false);
   test_concurrent(true);
