@@ -24,13 +24,16 @@ struct Tables {
   uint32_t t[8][256];
 };
 
+// The CRC register after n zero bytes, bit by bit: the definition the
+// tables below are built from.
+constexpr uint32_t feed_zero_bytes(uint32_t c, size_t n) {
+  for (size_t i = 0; i < n * 8; i++) c = (c & 1) ? (c >> 1) ^ kPoly : c >> 1;
+  return c;
+}
+
 constexpr Tables make_tables() {
   Tables tb{};
-  for (uint32_t b = 0; b < 256; b++) {
-    uint32_t c = b;
-    for (int i = 0; i < 8; i++) c = (c & 1) ? (c >> 1) ^ kPoly : c >> 1;
-    tb.t[0][b] = c;
-  }
+  for (uint32_t b = 0; b < 256; b++) tb.t[0][b] = feed_zero_bytes(b, 1);
   for (int k = 1; k < 8; k++)
     for (uint32_t b = 0; b < 256; b++) {
       uint32_t prev = tb.t[k - 1][b];
@@ -75,11 +78,6 @@ constexpr size_t kBlock = 256;
 struct ZeroTables {
   uint32_t t[4][256];
 };
-
-constexpr uint32_t feed_zero_bytes(uint32_t c, size_t n) {
-  for (size_t i = 0; i < n * 8; i++) c = (c & 1) ? (c >> 1) ^ kPoly : c >> 1;
-  return c;
-}
 
 constexpr ZeroTables make_zero_tables() {
   uint32_t basis[32] = {};

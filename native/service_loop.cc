@@ -1034,10 +1034,7 @@ void ServiceLoop::flush_batch() {
 }
 
 // Whether the writer's completion of a batch in flight is due within a spin:
-// only while the writer was awake when the last batch went out. A writer that
-// had to be woken takes longer than the spin to come back (its wake-up alone,
-// on a virtual machine), and a thread spinning meanwhile keeps the core the
-// writer would wake up on.
+// only while the writer was awake when the last batch went out (why: spin_wait.h).
 bool ServiceLoop::completion_due() const { return batches_out_ > 0 && writer_awake_; }
 
 void ServiceLoop::on_completion(Batch* b) {
