@@ -109,8 +109,10 @@ async function checkRetained(run: Run): Promise<number> {
 }
 
 /** Every deletion was of a segment closed before it; the active one (the last) never. */
-function checkDeletions(run: Run, reason: SegmentDeletedInfo['reason']): void {
+async function checkDeletions(run: Run, reason: SegmentDeletedInfo['reason']): Promise<void> {
   assert.ok(run.deleted.length > 0, 'retention deleted segments');
+  // The counter moves when the file goes; its event reaches JS a moment later.
+  await until(() => run.deleted.length >= run.server.stats().segmentsDeleted, 'every deletion event delivered');
   const s = run.server.stats();
   assert.equal(s.segmentsDeleted, run.deleted.length);
   assert.equal(s.ioErrors.delete, 0);
@@ -135,7 +137,7 @@ test('retention maxSegments: 200,000 messages into 64 KiB segments keep at most 
   const run = await ingest(t, { retention: { maxSegments: 5 } });
   await until(() => segments(run.dir).length <= 5, 'at most 5 segments');
   assert.ok(run.peakSegments <= 5 + SLACK_SEGMENTS, `peak ${run.peakSegments} segments`);
-  checkDeletions(run, 'maxSegments');
+  await checkDeletions(run, 'maxSegments');
   await run.server.close();
   assert.equal(segments(run.dir).length, 5);
   const n = await checkRetained(run);
@@ -148,7 +150,7 @@ test('retention maxBytes: the directory stays within maxBytes (active segment in
   const total = (): number => segments(run.dir).reduce((n, s) => n + s.bytes, 0);
   await until(() => total() <= maxBytes, `at most ${maxBytes} bytes`);
   assert.ok(run.peakBytes <= maxBytes + SLACK_SEGMENTS * ROTATE, `peak ${run.peakBytes} bytes`);
-  checkDeletions(run, 'maxBytes');
+  await checkDeletions(run, 'maxBytes');
   await run.server.close();
   assert.ok(total() <= maxBytes);
   assert.ok(total() > maxBytes - 2 * ROTATE, 'no more than needed was deleted');
@@ -160,7 +162,7 @@ test('retention maxAgeMs: closed segments older than maxAgeMs go; the active one
   const run = await ingest(t, { retention: { maxAgeMs } });
   // Once ingest stopped, every closed segment ages out: only the active one remains.
   await until(() => segments(run.dir).length === 1, 'only the active segment left', 5000);
-  checkDeletions(run, 'maxAgeMs');
+  await checkDeletions(run, 'maxAgeMs');
   await run.server.close();
   assert.equal(segments(run.dir).length, 1);
   await checkRetained(run);
