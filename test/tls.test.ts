@@ -262,14 +262,25 @@ test('reload(): new connections see the new certificate, an old connection keeps
 });
 
 test('1,000 concurrent TLS connections each get their ACK', T, async () => {
-  const { server, port } = await startServer(ONE_TLS, { limits: { maxConnections: 2000 } });
+  const { server, port, logs } = await startServer(ONE_TLS, { limits: { maxConnections: 2000 } });
   const N = 1000;
   const sockets: tls.TLSSocket[] = [];
   const readers: WireReader[] = [];
   // Connect in waves (the handshakes are what is tested, not the listen
   // backlog); each sends its HELLO and a message as soon as it is connected.
+  // A connection that fails to connect says what the server saw then: which
+  // of its limits (handshake steps per pass, the partial-frame budget, the
+  // handshake timeout) held it back.
+  const serverView = (): string => {
+    const s = server.stats();
+    const keys = ['connections', 'connectionsAccepted', 'connectionsRejected', 'acceptErrors', 'tlsHandshakes',
+      'tlsHandshakeFailures', 'tlsHandshakesWaiting', 'tlsHandshakeWaits', 'partialFrameBytes', 'partialFrameWaits'] as const;
+    return keys.map((k) => `${k}=${String(s[k])}`).join(' ') + `; logs: ${JSON.stringify(logs)}`;
+  };
   for (let i = 0; i < N; i += 100) {
-    const wave = await Promise.all(Array.from({ length: 100 }, () => tlsConnect(port)));
+    const wave = await Promise.all(Array.from({ length: 100 }, () => tlsConnect(port))).catch((e: Error) => {
+      throw new Error(`wave ${i / 100 + 1} of ${N / 100}: ${e.message}; server: ${serverView()}`, { cause: e });
+    });
     for (const s of wave) {
       const r = new WireReader(s);
       s.write(Buffer.concat([hello(1000 + sockets.length), msg(1, `from ${sockets.length}`)]));
