@@ -159,7 +159,11 @@ void Listener::reject(int fd, const char* reason) {
   uint8_t sink[4096];
   while (read(fd, sink, sizeof sink) > 0) {
   }
-  if (cfg_.protocol == Protocol::kV1) {  // legacy clients know no ERR frame
+  // Legacy clients know no ERR frame, and a TLS client reads only TLS
+  // records: a plaintext ERR would reach it as a corrupt record ("wrong
+  // version number"), so both get a plain close. A handshake just to refuse
+  // would spend the CPU an overloaded server is short of.
+  if (cfg_.protocol == Protocol::kV1 && !cfg_.tls.enabled) {
     uint8_t frame[wire::kMaxErrFrameSize];
     size_t n = wire::encode_err(frame, wire::kErrBusy, reason, strlen(reason));
     ssize_t w = send(fd, frame, n, MSG_NOSIGNAL);

@@ -295,6 +295,29 @@ test('1,000 concurrent TLS connections each get their ACK', T, async () => {
   for (const s of sockets) s.destroy();
 });
 
+test('over maxConnections a TLS client is closed before its handshake, never sent a plaintext ERR it would take for a corrupt record', T, async () => {
+  const { server, port } = await startServer(ONE_TLS, { limits: { maxConnections: 1 } });
+  const first = await tlsConnect(port);
+  const r = new WireReader(first);
+  first.write(Buffer.concat([hello(41), msg(1, 'within the limit')]));
+  await r.until((x) => x.acked >= 1);
+  const refused = await tlsConnect(port).then(
+    (s) => {
+      s.destroy();
+      return null;
+    },
+    (e: NodeJS.ErrnoException) => e,
+  );
+  assert.ok(refused, 'the connection over the limit is refused');
+  assert.equal(refused.code, 'ECONNRESET', `${refused.code}: ${refused.message}`);
+  assert.doesNotMatch(refused.message, /version|record|packet|SSL routines/i);
+  assert.equal(server.stats().connectionsRejected, 1);
+  first.write(msg(2, 'still served'));
+  await r.until((x) => x.acked >= 2);
+  assert.equal(r.ackedOk, 2);
+  first.destroy();
+});
+
 test('tls config: missing key, unreadable cert, clientAuth without ca are named; a bad PEM fails listen() with ERR_MSGS_TLS_FILES', T, async () => {
   assert.throws(() => new MessageServer({ tls: { cert: certs.serverCert } as never }), /tls\.key = undefined/);
   assert.throws(() => new MessageServer({ tls: { cert: '/nonexistent.pem', key: certs.serverKey } }), /tls\.cert = '\/nonexistent\.pem' \(allowed: a readable PEM certificate file \(ENOENT\)\)/);
