@@ -14,6 +14,7 @@
 #include <string>
 
 #include "codec.h"
+#include "event_pass.h"
 #include "time_util.h"
 #include "tls.h"
 
@@ -266,7 +267,7 @@ void ServiceLoop::run() {
     handshake_budget_ = kHandshakesPerPass;
     handshakes_deferred_ = 0;
     rearm_reads();  // active events: the loop below does not sleep
-    event_base_loop(base_, work ? EVLOOP_NONBLOCK : EVLOOP_ONCE);
+    event_pass(base_, !work);
     stats.handshakes_waiting.set(handshakes_deferred_);
     notifier_.cancel_sleep();
     flush_batch();
