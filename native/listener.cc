@@ -155,7 +155,8 @@ void Listener::accept_one(int fd, sockaddr* addr, int len) {
 
 void Listener::reject(int fd, const char* reason) {
   // Read what the client already sent, so that close() does not answer with
-  // a reset that could destroy the ERR before the client reads it.
+  // a reset (which could destroy the ERR, where one is sent, before the
+  // client reads it).
   uint8_t sink[4096];
   while (read(fd, sink, sizeof sink) > 0) {
   }

@@ -1,6 +1,6 @@
 // Listener thread: one libevent loop with an evconnlistener. It accepts,
-// enforces maxConnections (ERR BUSY, then close; on a TLS port just the
-// close), makes the socket
+// enforces maxConnections and the not-ready gate (ERR BUSY, then close; a
+// plain close on a TLS port or with the legacy protocol), makes the socket
 // non-blocking with TCP_NODELAY, and hands it to the next service thread in
 // round-robin order.
 #pragma once

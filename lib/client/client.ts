@@ -1122,7 +1122,7 @@ function tlsFailure(host: string, port: number, err: Error, secure: boolean): Er
     return new TlsError(host, port, code, `${err.message} (${code})${secure ? '; the server may have refused our certificate' : ''}`, err);
   }
   if (secure) return err;
-  return new TlsError(host, port, code, `the handshake did not complete (${code}: ${err.message}); does that port speak TLS?`, err);
+  return new TlsError(host, port, code, `the handshake did not complete (${code}: ${err.message}); does that port speak TLS, or did the server refuse the connection (maxConnections, or not ready)?`, err);
 }
 
 function randomClientId(): number {
@@ -1214,7 +1214,7 @@ function openConnection(
     const onError = (err: Error): void => finish(link.tls !== null && connected ? tlsFailure(host, port, err, secure) : err);
     const onClose = (): void => {
       if (link.tls !== null && connected && !secure) {
-        finish(new TlsError(host, port, 'ECONNRESET', 'the connection closed during the handshake; does that port speak TLS?'));
+        finish(new TlsError(host, port, 'ECONNRESET', 'the connection closed during the handshake; does that port speak TLS, or did the server refuse the connection (maxConnections, or not ready)?'));
       } else if (secure && received.length === 0) {
         // TLS 1.3 ends the client's handshake before the server has judged its certificate.
         finish(new ConnectionClosedError('connection closed after the TLS handshake, before HELLO_OK: the server may have refused our certificate (or has none it trusts)'));
