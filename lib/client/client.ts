@@ -1110,6 +1110,9 @@ const CERT_CODES = new Set([
  * done, everything but a failed TCP connect is the TLS layer's; after it,
  * only OpenSSL's own errors (an alert: e.g. the server refused our certificate).
  */
+// Why a TLS handshake may end before it completes, said the same way wherever it does.
+const NOT_TLS_HINT = 'does that port speak TLS, or did the server refuse the connection (maxConnections, or not ready)?';
+
 function tlsFailure(host: string, port: number, err: Error, secure: boolean): Error {
   const code = (err as NodeJS.ErrnoException).code ?? 'UNKNOWN';
   if (CERT_CODES.has(code)) {
@@ -1122,7 +1125,7 @@ function tlsFailure(host: string, port: number, err: Error, secure: boolean): Er
     return new TlsError(host, port, code, `${err.message} (${code})${secure ? '; the server may have refused our certificate' : ''}`, err);
   }
   if (secure) return err;
-  return new TlsError(host, port, code, `the handshake did not complete (${code}: ${err.message}); does that port speak TLS, or did the server refuse the connection (maxConnections, or not ready)?`, err);
+  return new TlsError(host, port, code, `the handshake did not complete (${code}: ${err.message}); ${NOT_TLS_HINT}`, err);
 }
 
 function randomClientId(): number {
@@ -1214,7 +1217,7 @@ function openConnection(
     const onError = (err: Error): void => finish(link.tls !== null && connected ? tlsFailure(host, port, err, secure) : err);
     const onClose = (): void => {
       if (link.tls !== null && connected && !secure) {
-        finish(new TlsError(host, port, 'ECONNRESET', 'the connection closed during the handshake; does that port speak TLS, or did the server refuse the connection (maxConnections, or not ready)?'));
+        finish(new TlsError(host, port, 'ECONNRESET', `the connection closed during the handshake; ${NOT_TLS_HINT}`));
       } else if (secure && received.length === 0) {
         // TLS 1.3 ends the client's handshake before the server has judged its certificate.
         finish(new ConnectionClosedError('connection closed after the TLS handshake, before HELLO_OK: the server may have refused our certificate (or has none it trusts)'));
