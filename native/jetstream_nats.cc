@@ -10,6 +10,7 @@
 #include "batch.h"
 #include "codec.h"
 #include "notifier.h"
+#include "pub_ack.h"
 #include "record.h"
 #include "time_util.h"
 
@@ -45,20 +46,6 @@ void append_number(std::string& s, uint64_t v) {
 
 bool contains(const char* data, int len, const char* what) {
   return len > 0 && memmem(data, static_cast<size_t>(len), what, strlen(what)) != nullptr;
-}
-
-// The publish ack is JSON such as {"stream":"S", "seq":5,"duplicate": true}
-// (nats-server writes it by hand, spacing included): true when "duplicate"
-// is followed by true.
-bool duplicate(const char* data, int len) {
-  if (len <= 0) return false;
-  const char* key = "\"duplicate\"";
-  const char* end = data + len;
-  const char* p = static_cast<const char*>(memmem(data, static_cast<size_t>(len), key, strlen(key)));
-  if (!p) return false;
-  p += strlen(key);
-  while (p < end && (*p == ' ' || *p == ':')) p++;
-  return end - p >= 4 && memcmp(p, "true", 4) == 0;
 }
 
 // The shorter of two waits, where -1 means none.
@@ -202,6 +189,18 @@ void NatsJetStreamSink::secure(Check& check) {
 
 // ---- libnats threads ----------------------------------------------------------
 
+NatsJetStreamSink::Outcome NatsJetStreamSink::outcome_of(PubAck a) {
+  switch (a) {
+    case PubAck::kNoResponders: return kNoStream;
+    case PubAck::kStored: return kStored;
+    case PubAck::kDuplicate: return kDuplicate;
+    case PubAck::kInProcess: return kInProcess;
+    case PubAck::kUnavailable: return kUnavailable;
+    case PubAck::kRefused: break;
+  }
+  return kRefused;
+}
+
 void NatsJetStreamSink::on_ack(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
   Entered in(closure);
   NatsJetStreamSink* self = in.sink();
@@ -215,21 +214,8 @@ void NatsJetStreamSink::on_ack(natsConnection*, natsSubscription*, natsMsg* msg,
   const char* dot = strrchr(subj, '.');
   uint64_t id = 0;
   if (dot) std::from_chars(dot + 1, subj + strlen(subj), id);
-  const char* data = n.natsMsg_GetData(msg);
   int len = n.natsMsg_GetDataLength(msg);
-  Outcome out;
-  if (len == 0) {
-    out = kNoStream;  // "no responders": no stream listens on the subject
-  } else if (contains(data, len, "\"error\"")) {
-    // 503: JetStream cannot take it now (no quorum, an election): it can pass.
-    out = contains(data, len, "\"code\":503") ? kUnavailable : kRefused;
-  } else if (duplicate(data, len)) {
-    out = kDuplicate;
-  } else if (contains(data, len, "\"seq\"")) {
-    out = kStored;
-  } else {
-    out = kRefused;
-  }
+  Outcome out = outcome_of(parse_pub_ack(n.natsMsg_GetData(msg), len > 0 ? static_cast<size_t>(len) : 0));
   n.natsMsg_Destroy(msg);
   if (id != 0) self->ack(id, out);
 }
@@ -243,6 +229,8 @@ void NatsJetStreamSink::ack(uint64_t n, Outcome outcome) {
   if (outcome == kStored || outcome == kDuplicate) {
     stats.acked.add();
     if (outcome == kDuplicate) stats.duplicates.add();
+  } else if (outcome == kInProcess) {
+    stats.in_process.add();  // not stored, not refused: sent again after a wait
   } else {
     stats.failed.add();
     // relaxed: only a hint; the writer re-checks the stream itself.

@@ -6,7 +6,8 @@
 // out the ones that never come. No JS runs on this path.
 //
 // In 'replicated' mode a publish that failed for a reason that can pass (no
-// responders, a 503 reply, no acknowledgement in time, not connected) is
+// responders, a 503 reply, no acknowledgement in time, not connected, an
+// earlier attempt with the same id still in process) is
 // sent again, with the same Nats-Msg-Id, until it is acknowledged or
 // jetstream.retryMs since its first attempt is spent. Messages waiting for
 // a resend (or for the stream to become usable) wait in a FIFO beside the
@@ -25,6 +26,7 @@
 #include "jetstream_sink.h"
 #include "nats_api.h"
 #include "notifier.h"
+#include "pub_ack.h"
 
 namespace msgs {
 
@@ -110,11 +112,16 @@ class NatsJetStreamSink final : public JetStreamSink {
     uint64_t seq, first_ms, due_ms;
   };
   // kNoStream (no responders), kUnavailable (a 503 error reply), kTimedOut
-  // and kNotSent can pass with an election or a reconnection: retried.
+  // and kNotSent can pass with an election or a reconnection, and
+  // kInProcess (an earlier attempt still being proposed, pub_ack.h) once it
+  // is stored or lost: retried.
   enum Outcome : uint8_t {
-    kNone = 0, kStored = 1, kDuplicate = 2, kRefused = 3, kNoStream = 4, kTimedOut = 5, kUnavailable = 6, kNotSent = 7
+    kNone = 0, kStored = 1, kDuplicate = 2, kRefused = 3, kNoStream = 4, kTimedOut = 5, kUnavailable = 6, kNotSent = 7,
+    kInProcess = 8
   };
-  static bool retryable(uint8_t o) { return o == kNoStream || o == kTimedOut || o == kUnavailable || o == kNotSent; }
+  static bool retryable(uint8_t o) {
+    return o == kNoStream || o == kTimedOut || o == kUnavailable || o == kNotSent || o == kInProcess;
+  }
 
   // What libnats's callbacks get as their closure. libnats offers no point
   // after which it will not call back any more, so the sink is reached only
@@ -134,6 +141,7 @@ class NatsJetStreamSink final : public JetStreamSink {
   static void on_connected(natsConnection* nc, void* closure);
   static void on_reconnected(natsConnection* nc, void* closure);
   static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
+  static Outcome outcome_of(PubAck a);
   void ack(uint64_t n, Outcome outcome);
   void settle(Slot& s, uint8_t outcome);
   static void settle_message(Batch* b, uint32_t i, bool ok);

@@ -68,12 +68,13 @@ struct alignas(64) FileSinkStats {
 };
 
 // The JetStream sink's counters: written by the writer thread, except
-// `acked`, `duplicates`, `failed` and `reconnects`, written by libnats threads
+// `acked`, `duplicates`, `in_process`, `failed` and `reconnects`, written by libnats threads
 // (each by one thread: the ack subscription's or the connection-event one).
 struct alignas(64) JetStreamStats {
   Counter published;          // messages handed to libnats
   Counter acked;              // publish acknowledgements with a stream sequence
   Counter duplicates;         // ...of which JetStream's duplicate window dropped
+  Counter in_process;         // answers that an earlier attempt is still being proposed (sent again)
   Counter failed;             // error replies (no stream, no quorum, ...)
   Counter timeouts;           // no acknowledgement within ackTimeoutMs
   Counter unavailable;        // messages not published: not connected, or no stream

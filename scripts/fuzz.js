@@ -32,6 +32,7 @@ const HARNESSES = [
   { name: 'records', sources: FORMAT },        // record::decode + record::scan
   { name: 'legacy', sources: FORMAT },         // legacy::parse_frame (1160-byte structs)
   { name: 'auth', sources: FORMAT },           // wire::parse_hello_flags + parse_auth (authenticating clients)
+  { name: 'pub_ack', sources: ['native/pub_ack.cc'] },  // parse_pub_ack (JetStream publish answers)
 ];
 
 const CXX = process.env.CXX || 'clang++';

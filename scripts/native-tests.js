@@ -46,7 +46,7 @@ function run(args, stdio, what) {
 run(configure, ['ignore', 'ignore', 'inherit'], `cmake configure of ${path.relative(root, dir)}`);
 run(['--build', dir, '--parallel', '2'], 'inherit', 'the native test build');
 
-const tests = ['test_crc32c', 'test_codec', 'test_record', 'test_mpsc_queue', 'test_spin_wait', 'test_event_pass', 'test_log_file', 'test_auth'];
+const tests = ['test_crc32c', 'test_codec', 'test_record', 'test_mpsc_queue', 'test_spin_wait', 'test_event_pass', 'test_pub_ack', 'test_log_file', 'test_auth'];
 const env = { ...process.env, TSAN_OPTIONS: 'halt_on_error=1', UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1' };
 let failed = 0;
 for (const t of tests) {

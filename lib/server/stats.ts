@@ -94,6 +94,8 @@ export interface JetStreamStats {
   acked: number;
   /** Acknowledged as duplicates: the stream's duplicate window already held the Nats-Msg-Id. */
   duplicates: number;
+  /** Answers that an earlier attempt with the same Nats-Msg-Id was still being proposed, not stored: sent again. */
+  inProcess: number;
   /** Error replies: no stream, no quorum, ... */
   failed: number;
   /** No acknowledgement within jetstream.ackTimeoutMs. */
@@ -101,7 +103,7 @@ export interface JetStreamStats {
   /** Messages not published because the cluster was unreachable or the stream missing. */
   unavailable: number;
   reconnects: number;
-  /** Publishes sent again (same Nats-Msg-Id) after a failure that can pass: no responders, 503, timeout, not connected. */
+  /** Publishes sent again (same Nats-Msg-Id) after a failure that can pass: no responders, 503, timeout, not connected, in process. */
   retries: number;
   /** Messages answered REPLICATION_FAILED once jetstream.retryMs was spent. */
   retryExhausted: number;
