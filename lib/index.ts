@@ -19,7 +19,7 @@ export { collectMetrics, metricsHandler, healthHandler, checkHealth, checkReadin
 export type { MetricsOptions, MetricsHandlerOptions, HealthCheck, HealthReport } from './server/metrics';
 export { ReconnectFailedError, SendManyError, IoError, EndpointsFailedError, MessageTooLargeError, ProtocolMismatchError } from './errors';
 export type { ClientEvents, ClientStats, ReconnectOptions, SendManyItem, SendManyOptions } from './client/client';
-export { readStream, StreamCorruptError, StreamNotFoundError, NatsConnectError, StreamReadError } from './read/stream-reader';
+export { readStream, StreamCorruptError, StreamInconsistentError, StreamNotFoundError, NatsConnectError, StreamReadError } from './read/stream-reader';
 export type { ReadStreamOptions, StreamRecord } from './read/stream-reader';
 export type { Endpoint, ResolvedEndpoint } from './client/client';
 export type { SegmentInfo, SegmentHook, SegmentDeletedInfo, HookDropInfo, ReconfigureResult } from './server/server';

@@ -11,7 +11,15 @@ import * as fs from 'node:fs';
 import { listSegments, LogCorruptError, NoSegmentsError, readLog, salvageLog, verifyLog, type VerifyResult } from '../read/log-reader';
 import { encodeTextLine } from '../format/text-format';
 import { RECORD_HEADER_SIZE, BODY_FIXED_SIZE, type LogRecord } from '../format/record';
-import { NatsConnectError, readStream, StreamCorruptError, StreamNotFoundError, StreamReadError, type StreamRecord } from '../read/stream-reader';
+import {
+  NatsConnectError,
+  readStream,
+  StreamCorruptError,
+  StreamInconsistentError,
+  StreamNotFoundError,
+  StreamReadError,
+  type StreamRecord,
+} from '../read/stream-reader';
 import {
   EXIT_FAILURE,
   EXIT_OK,
@@ -325,7 +333,14 @@ function reportFailure(err: unknown): never {
     exitWith(EXIT_FAILURE, `${err.message}${hint}`);
   }
   // No such stream, or NATS not reachable: the stream cannot be read at all, like a missing file.
-  if (err instanceof StreamNotFoundError || err instanceof NatsConnectError || err instanceof StreamReadError) exitWith(EXIT_UNAVAILABLE, err.message);
+  if (
+    err instanceof StreamNotFoundError ||
+    err instanceof NatsConnectError ||
+    err instanceof StreamReadError ||
+    err instanceof StreamInconsistentError
+  ) {
+    exitWith(EXIT_UNAVAILABLE, err.message);
+  }
   const e = err as NodeJS.ErrnoException;
   // Errors from a system call (ENOENT, EACCES, EISDIR...) mean the file could not be read at all.
   if (typeof e?.syscall === 'string') exitWith(EXIT_UNAVAILABLE, e.message);

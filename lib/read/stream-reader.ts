@@ -18,8 +18,27 @@
 // consumer right after the last sequence it delivered, so nothing is skipped
 // or repeated. Only a failure that outlasts the budget raises, as a
 // StreamReadError naming the last cause.
+//
+// The consumer lives on one of the stream's servers and sees that server's
+// copy, which may lag behind the stream leader for a while after a partition
+// or a restart. So the consumer's "nothing pending" never ends a read by
+// itself: the stream leader is asked whether any message follows. If one
+// does, the read goes on from a new consumer after a back-off (within the
+// same budget), provided the message last read is the leader's too; a copy
+// that differs raises StreamInconsistentError.
 import * as fs from 'node:fs';
-import { connect, credsAuthenticator, nkeyAuthenticator, type ConnectionOptions, type Consumer, type ConsumerMessages, type JsMsg, type NatsConnection } from 'nats';
+import {
+  connect,
+  credsAuthenticator,
+  nkeyAuthenticator,
+  type ConnectionOptions,
+  type Consumer,
+  type ConsumerMessages,
+  type JetStreamManager,
+  type JsMsg,
+  type MsgRequest,
+  type NatsConnection,
+} from 'nats';
 import { decodeRecord, type LogRecord } from '../format/record';
 
 export interface ReadStreamOptions {
@@ -109,6 +128,27 @@ export class StreamReadError extends Error {
   }
 }
 
+/**
+ * The server a read came from holds a copy of the stream that is not the
+ * stream leader's: its message at `streamSeq` differs (a replica still
+ * catching up after a partition, or out of sync). Records already yielded
+ * came from that copy; reading again is served by a consistent one.
+ */
+export class StreamInconsistentError extends Error {
+  readonly code = 'ERR_MSGS_STREAM_INCONSISTENT';
+  readonly stream: string;
+  readonly streamSeq: bigint;
+  constructor(stream: string, streamSeq: bigint) {
+    super(
+      `stream ${stream}: the server read from holds a different message at stream sequence ${streamSeq} than the ` +
+        `stream leader (a replica out of sync); the records read so far may be incomplete: read again`,
+    );
+    this.name = 'StreamInconsistentError';
+    this.stream = stream;
+    this.streamSeq = streamSeq;
+  }
+}
+
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_RETRY_MS = 30_000;
 const BACKOFF_FIRST_MS = 100;
@@ -186,9 +226,48 @@ function security(opts: ReadStreamOptions): Partial<ConnectionOptions> {
   return out;
 }
 
+function isNoMessage(err: unknown): boolean {
+  const e = err as { message?: unknown; api_error?: { err_code?: number } } | null;
+  return e?.api_error?.err_code === 10037 || (typeof e?.message === 'string' && /no message found/i.test(e.message));
+}
+
+/**
+ * Whether the stream leader holds a message after `seq`, up to `lastSeq`
+ * (the consumer's server may not have it yet). The leader answers the
+ * stream's message-get API; `next_by_subj` makes it the first message at or
+ * after a sequence, whichever its subject (the client library's type lacks
+ * the field the server takes).
+ */
+async function leaderHasMore(jsm: JetStreamManager, stream: string, seq: number, lastSeq: number): Promise<boolean> {
+  try {
+    const next = await jsm.streams.getMessage(stream, { seq: seq + 1, next_by_subj: '>' } as unknown as MsgRequest);
+    return next.seq <= lastSeq;
+  } catch (err) {
+    if (isNoMessage(err)) return false;
+    throw err;
+  }
+}
+
+/** The stream leader's message at `seq`, or null when it has none there (deleted). */
+async function leaderMessage(jsm: JetStreamManager, stream: string, seq: number): Promise<Uint8Array | null> {
+  try {
+    return (await jsm.streams.getMessage(stream, { seq })).data;
+  } catch (err) {
+    if (isNoMessage(err)) return null;
+    throw err;
+  }
+}
+
+/** The consumer's server has no more messages, but the stream leader has: that copy is behind. */
+class ReplicaBehindError extends Error {
+  constructor(stream: string, seq: number) {
+    super(`stream ${stream}: the consumer's server has nothing after sequence ${seq}, but the stream leader has (its copy is behind)`);
+  }
+}
+
 /** A failure that cannot pass by waiting: raised at once. */
 function permanent(err: unknown): boolean {
-  return err instanceof StreamCorruptError || err instanceof StreamNotFoundError;
+  return err instanceof StreamCorruptError || err instanceof StreamNotFoundError || err instanceof StreamInconsistentError;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -246,13 +325,28 @@ export async function* readStream(opts: ReadStreamOptions): AsyncIterableIterato
   })().catch(() => {});
   let lastSeq = -1; // the stream's last sequence when reading began (not following)
   let lastRead = o.fromSeq - 1;
+  let lastData: Buffer | null = null; // the message at lastRead, as read
+  let jsm: JetStreamManager | null = null;
+  // The consumer's server has nothing after `seq`: the end, unless the stream
+  // leader has more. Then that server's copy is behind: reading goes on from
+  // another consumer, if the copy so far is the leader's (else it diverged).
+  const endsAt = async (seq: number): Promise<boolean> => {
+    if (!(await leaderHasMore(jsm!, o.stream, seq, lastSeq))) return true;
+    if (lastData !== null && seq === lastRead) {
+      const theirs = await leaderMessage(jsm!, o.stream, seq);
+      if (theirs !== null && Buffer.compare(Buffer.from(theirs), lastData) !== 0) {
+        throw new StreamInconsistentError(o.stream, BigInt(seq));
+      }
+    }
+    throw new ReplicaBehindError(o.stream, seq);
+  };
   try {
     for (;;) {
       let msgs: ConsumerMessages | null = null;
       let consumer: Consumer | null = null;
       try {
+        jsm ??= await nc.jetstreamManager({ timeout: o.timeoutMs });
         if (lastSeq < 0) {
-          const jsm = await nc.jetstreamManager({ timeout: o.timeoutMs });
           try {
             const info = await jsm.streams.info(o.stream);
             lastSeq = info.state.messages === 0 ? 0 : info.state.last_seq;
@@ -269,17 +363,19 @@ export async function* readStream(opts: ReadStreamOptions): AsyncIterableIterato
         msgs = await consumer.consume({ max_messages: 256, expires, idle_heartbeat: expires / 2 });
         current = msgs;
         // Nothing at or after the start (the rest was deleted): done, without waiting for a message that will not come.
-        if (!o.follow && (await consumer.info(true)).num_pending === 0) return;
+        if (!o.follow && (await consumer.info(true)).num_pending === 0 && (await endsAt(lastRead))) return;
         failingSince = null; // a consumer is in place: a new failure gets the whole budget
         backoff = BACKOFF_FIRST_MS;
         for await (const m of msgs as AsyncIterable<JsMsg>) {
           if (m.seq <= lastRead) continue; // already delivered before a restart
           if (!o.follow && m.seq > lastSeq) return; // appended after we started
           lastRead = m.seq;
+          lastData = Buffer.from(m.data); // a copy: kept past this message
           failingSince = null;
           yield decodeStreamMessage(o.stream, BigInt(m.seq), m.subject, m.data);
-          // pending = messages after this one now: 0 means the end (deleted messages never arrive).
-          if (!o.follow && (m.seq >= lastSeq || m.info.pending === 0)) return;
+          // pending = messages after this one on the consumer's server: 0 is the end (deleted
+          // messages never arrive) once the stream leader agrees.
+          if (!o.follow && (m.seq >= lastSeq || (m.info.pending === 0 && (await endsAt(m.seq))))) return;
         }
         // The messages iterator ends only when the connection or the consumer is gone.
         if (lost) throw lost;
