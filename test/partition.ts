@@ -26,7 +26,7 @@ import { after, before, test } from 'node:test';
 
 import { MessageClient } from '../dist/index';
 import { natsServerPath } from './support/nats-cluster';
-import { checkStream, describe, runLoad, type Fault } from './support/replicated-load';
+import { checkStream, checkStreamAtLeader, describe, runLoad, type Fault } from './support/replicated-load';
 
 const NATS = natsServerPath();
 const TAG = `mp${process.pid % 100000}`;
@@ -102,6 +102,7 @@ function link(peer: string, up: boolean): void {
 }
 
 const procs: ChildProcess[] = [];
+const nodeProcs: ChildProcess[] = [];
 let dir = '';
 
 function startNats(i: number): ChildProcess {
@@ -119,6 +120,7 @@ function startNats(i: number): ChildProcess {
   );
   const p = spawn('ip', ['netns', 'exec', n.ns, NATS!, '-c', conf, '-l', path.join(dir, `${n.name}.log`)], { stdio: 'ignore' });
   procs.push(p);
+  nodeProcs[i] = p;
   return p;
 }
 
@@ -142,6 +144,32 @@ async function healthy(timeoutMs: number): Promise<void> {
     }
     if (Date.now() > deadline) throw new Error(`cluster not healthy in ${timeoutMs} ms: ${last}`);
     await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * healthy(), working around a nats-server 2.9 fault seen after a partition
+ * heals: two nodes each lead the meta group while the third flips between
+ * them every half second, for good (their route is lost: both ends
+ * reconnected at once and each closed the other's connection as a
+ * duplicate). After `graceMs` of that, the node whose leader differs from
+ * the others' is restarted (it keeps its store). Returns what was done.
+ */
+async function healthyAfterHeal(graceMs: number): Promise<string> {
+  try {
+    await healthy(graceMs);
+    return 'healthy';
+  } catch {
+    const leaders = await Promise.all(NODES.map((n) => getJson(`http://${n.ip}:8222/jsz`).then((r) => r.body?.meta_cluster?.leader as string, () => '')));
+    const counts = new Map<string, number>();
+    for (const l of leaders) counts.set(l, (counts.get(l) ?? 0) + 1);
+    const odd = leaders.findIndex((l) => (counts.get(l) ?? 0) === 1);
+    if (odd < 0) throw new Error(`cluster not healthy after the heal, leaders ${leaders}`);
+    nodeProcs[odd].kill('SIGTERM');
+    await new Promise((r) => nodeProcs[odd].once('exit', r));
+    startNats(odd);
+    await healthy(60_000);
+    return `meta leaders ${leaders} after ${graceMs} ms: restarted ${NODES[odd].name}`;
   }
 }
 
@@ -170,7 +198,7 @@ async function streamLeader(stream: string): Promise<number> {
 }
 
 /** A msgserver in the msgserver namespace (test/fixtures/server-child.ts). */
-async function startMsgserver(stream: string, retryMs: number): Promise<{ port: number; proc: ChildProcess }> {
+async function startMsgserver(stream: string, retryMs: number): Promise<{ port: number; proc: ChildProcess; stats: () => Promise<any> }> {
   const options = {
     host: '0.0.0.0',
     port: 0,
@@ -182,16 +210,65 @@ async function startMsgserver(stream: string, retryMs: number): Promise<{ port: 
   const child = path.join(__dirname, 'fixtures', 'server-child.js');
   const proc = spawn('ip', ['netns', 'exec', MS.ns, process.execPath, child, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] });
   procs.push(proc);
+  const statsWaiters: Array<(s: unknown) => void> = [];
   const port = await new Promise<number>((resolve, reject) => {
     readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
-      const m = JSON.parse(line) as { listening?: number; error?: string; log?: { message: string } };
+      const m = JSON.parse(line) as { listening?: number; error?: string; log?: { message: string }; stats?: unknown };
       if (process.env.MSGS_TEST_VERBOSE && m.log) console.log(`# msgserver: ${m.log.message}`);
+      if (m.stats !== undefined) statsWaiters.shift()?.(m.stats);
       if (m.listening !== undefined) resolve(m.listening);
       if (m.error !== undefined) reject(new Error(m.error));
     });
     proc.once('exit', (code) => reject(new Error(`msgserver exited (${code}) before listening`)));
   });
-  return { port, proc };
+  // SIGUSR2: the child prints its stats (test/fixtures/server-child.ts).
+  const stats = (): Promise<any> =>
+    new Promise((resolve) => {
+      statsWaiters.push(resolve);
+      proc.kill('SIGUSR2');
+    });
+  return { port, proc, stats };
+}
+
+/** Each node's state of `stream` (null where it has none or does not answer). */
+async function streamStates(stream: string): Promise<Array<{ state: any; leader: string } | null>> {
+  return Promise.all(
+    NODES.map(async (n) => {
+      try {
+        const r = await getJson(`http://${n.ip}:8222/jsz?streams=true`);
+        for (const acc of r.body?.account_details ?? []) {
+          for (const s of acc.stream_detail ?? []) if (s.name === stream) return { state: s.state, leader: s.cluster?.leader };
+        }
+      } catch {
+        // not answering now
+      }
+      return null;
+    }),
+  );
+}
+
+/**
+ * Every replica of `stream` holds what the leader holds (same message count,
+ * first and last sequence). A replica back from a partition catches up for a
+ * while after the cluster reports healthy, and nats-server 2.9 lets a
+ * consumer on it serve its copy meanwhile: the read-back waits for this.
+ */
+async function replicasAgree(stream: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const key = (v: { state: any } | null): string =>
+    v === null ? 'none' : `${v.state?.messages}/${v.state?.first_seq}/${v.state?.last_seq}`;
+  for (;;) {
+    const states = await streamStates(stream);
+    if (states.every((v) => v !== null && key(v) === key(states[0]) && v.leader === states[0]!.leader && v.leader)) return;
+    if (Date.now() > deadline) throw new Error(`the replicas of ${stream} do not agree in ${timeoutMs} ms: ${states.map(key).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Each node's view of `stream` (messages, first and last sequence, leader), for a failure report. */
+async function streamViews(stream: string): Promise<string> {
+  const states = await streamStates(stream);
+  return states.map((v, i) => `${NODES[i].name}: ${v === null ? `no ${stream} (or no answer)` : `${JSON.stringify(v.state)} leader ${v.leader}`}`).join('\n');
 }
 
 async function scenario(stream: string, retryMs: number, faults: (leader: () => Promise<number>) => Fault[], expectAllOk: boolean): Promise<string> {
@@ -204,12 +281,27 @@ async function scenario(stream: string, retryMs: number, faults: (leader: () => 
     const ok = new Set(report.okIds);
     ok.add(1_000_000_000n);
     await healthy(60_000);
-    const check = await checkStream(URLS, stream, 77, ok);
-    assert.deepEqual(check.missing, [], `${stream}: no message ACKed OK is missing`);
+    // Replicas that never agree are nats-server's fault (2.9 can leave one out
+    // of sync after a partition): what msgserver promised is then checked on
+    // the leader's copy, and the disagreement reported.
+    const agreed = await replicasAgree(stream, 30_000).then(() => null, (err: Error) => err.message);
+    const check = agreed === null ? await checkStream(URLS, stream, 77, ok) : await checkStreamAtLeader(URLS, stream, 77, ok);
+    if (check.missing.length > 0) {
+      // Lost, or not read? Read again once the cluster has had time to settle.
+      const views = await streamViews(stream);
+      await new Promise((r) => setTimeout(r, 5000));
+      const again = await checkStream(URLS, stream, 77, ok);
+      const js = (await ms.stats()).jetstream;
+      assert.fail(
+        `${stream}: ${check.missing.length} messages ACKed OK are missing (${check.records} records read; ` +
+          `ids ${check.missing[0]}..${check.missing[check.missing.length - 1]}); 5 s later ${again.missing.length} ` +
+          `(${again.records} records). Streams: ${views}\nmsgserver jetstream: ${JSON.stringify(js)}\n${describe(report)} | ${report.events.join('; ')}`,
+      );
+    }
     assert.deepEqual(check.duplicated, [], `${stream}: no message stored twice`);
     if (expectAllOk) assert.deepEqual(report.statuses, { OK: TOTAL }, `${stream}: ${describe(report)}`);
     else assert.ok(Object.keys(report.statuses).every((s) => s === 'OK' || s === 'REPLICATION_FAILED'), JSON.stringify(report.statuses));
-    return `${describe(report)} | ${report.events.join('; ')}`;
+    return `${describe(report)} | ${report.events.join('; ')}${agreed === null ? '' : ` | read at the leader: ${agreed}`}`;
   } catch (err) {
     // What the cluster said, for a failure that is not reproduced at once.
     const tails = NODES.map((n) => {
@@ -260,7 +352,8 @@ test('the stream leader cut off from the other two (and msgserver) for 8 s, then
         link(NODES[k].peer, false);
         await new Promise((r) => setTimeout(r, 8000));
         link(NODES[k].peer, true);
-        await healthy(60_000);
+        const after = await healthyAfterHeal(20_000);
+        if (after !== 'healthy') console.log(`# ${after}`);
       },
     },
   ], true);

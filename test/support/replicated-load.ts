@@ -4,7 +4,8 @@
 // in it exactly once. Reports availability (the share of sends answered OK)
 // and ACK latency, overall and for the sends made while a fault was on.
 import { AckError, MessageClient } from '../../dist/index';
-import { readStream } from '../../dist/read/stream-reader';
+import { connect } from 'nats';
+import { decodeStreamMessage, readStream, type StreamRecord } from '../../dist/read/stream-reader';
 
 export interface Fault {
   /** Fire once this share of the messages has been answered (0..1). */
@@ -123,18 +124,50 @@ export interface StreamCheck {
   duplicated: bigint[];
 }
 
-/** Reads the whole stream back through readStream: which OK ids are missing, which ids appear twice. */
-export async function checkStream(servers: string[], stream: string, clientId: number, okIds: Set<bigint>): Promise<StreamCheck> {
+/** Which OK ids are missing from `records`, which ids appear twice. */
+async function tally(records: AsyncIterable<{ clientId: number; msgId: bigint }>, clientId: number, okIds: Set<bigint>): Promise<StreamCheck> {
   const seen = new Map<bigint, number>();
-  let records = 0;
-  for await (const r of readStream({ servers, stream })) {
-    records++;
+  let count = 0;
+  for await (const r of records) {
+    count++;
     if (r.clientId !== clientId) continue;
     seen.set(r.msgId, (seen.get(r.msgId) ?? 0) + 1);
   }
   const missing = [...okIds].filter((id) => !seen.has(id));
   const duplicated = [...seen].filter(([, n]) => n > 1).map(([id]) => id);
-  return { records, missing, duplicated };
+  return { records: count, missing, duplicated };
+}
+
+/** Reads the whole stream back through readStream: which OK ids are missing, which ids appear twice. */
+export function checkStream(servers: string[], stream: string, clientId: number, okIds: Set<bigint>): Promise<StreamCheck> {
+  return tally(readStream({ servers, stream }), clientId, okIds);
+}
+
+/**
+ * The stream leader's own copy, message by message (the leader answers the
+ * stream's message-get API): for a cluster whose replicas disagree, where a
+ * consumer could be served by either.
+ */
+async function* leaderRecords(servers: string[], stream: string): AsyncIterableIterator<StreamRecord> {
+  const nc = await connect({ servers, timeout: 5000 });
+  try {
+    const jsm = await nc.jetstreamManager({ timeout: 5000 });
+    const info = await jsm.streams.info(stream);
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage(stream, { seq }).catch((err: Error) => {
+        if (/no message found/i.test(err.message)) return null; // deleted
+        throw err;
+      });
+      if (m !== null) yield decodeStreamMessage(stream, BigInt(seq), m.subject, m.data);
+    }
+  } finally {
+    await nc.close();
+  }
+}
+
+/** checkStream on the stream leader's copy. */
+export function checkStreamAtLeader(servers: string[], stream: string, clientId: number, okIds: Set<bigint>): Promise<StreamCheck> {
+  return tally(leaderRecords(servers, stream), clientId, okIds);
 }
 
 export function describe(r: LoadReport): string {
