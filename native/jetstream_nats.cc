@@ -613,12 +613,14 @@ int NatsJetStreamSink::reap(uint64_t now_ms) {
       stats.retry_exhausted.add();
     }
     if (out != kStored && out != kDuplicate) failed++;
+    if (out == kInProcess) stats.failed.add();  // not retried: the stream may never store it
     settle(s, out);
     head_++;
   }
   if (failed > 0) {
     log_unavailable(now_ms, std::to_string(failed) + " publish(es) not acknowledged by stream " + cfg_.stream +
-                                " (refused or timed out after " + std::to_string(cfg_.ack_timeout_ms) + " ms)");
+                                " (refused, still in process, or timed out after " + std::to_string(cfg_.ack_timeout_ms) +
+                                " ms)");
   }
   int next = resend(now_ms);
   if (probing) next = sooner_ms(next, static_cast<int>(kStreamCheckEveryMs));

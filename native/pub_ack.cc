@@ -36,7 +36,7 @@ constexpr const char* kInProcessCode = "\"err_code\":10158";
 PubAck parse_pub_ack(const char* data, size_t len) {
   if (len == 0) return PubAck::kNoResponders;
   const char* end = data + len;
-  if (find(data, len, "\"error\"")) {
+  if (find(data, len, "\"error\":")) {  // the key: a stream may be named "error"
     if (find(data, len, kInProcessCode)) return PubAck::kInProcess;
     return find(data, len, "\"code\":503") ? PubAck::kUnavailable : PubAck::kRefused;
   }

@@ -75,7 +75,7 @@ struct alignas(64) JetStreamStats {
   Counter acked;              // publish acknowledgements with a stream sequence
   Counter duplicates;         // ...of which JetStream's duplicate window dropped
   Counter in_process;         // answers that an earlier attempt is still being proposed (sent again)
-  Counter failed;             // error replies (no stream, no quorum, ...)
+  Counter failed;             // error replies (no stream, no quorum, ...), in-process answers not retried
   Counter timeouts;           // no acknowledgement within ackTimeoutMs
   Counter unavailable;        // messages not published: not connected, or no stream
   Counter reconnects;

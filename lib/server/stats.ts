@@ -96,7 +96,7 @@ export interface JetStreamStats {
   duplicates: number;
   /** Answers that an earlier attempt with the same Nats-Msg-Id was still being proposed, not stored: sent again. */
   inProcess: number;
-  /** Error replies: no stream, no quorum, ... */
+  /** Error replies (no stream, no quorum, ...), and in-process answers not retried (retryMs 0, or not 'replicated'). */
   failed: number;
   /** No acknowledgement within jetstream.ackTimeoutMs. */
   timeouts: number;

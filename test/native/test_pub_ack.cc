@@ -19,8 +19,10 @@ int main() {
   CHECK(parse(R"({"stream":"S", "domain":"hub", "seq":12345678901})") == PubAck::kStored);
   CHECK(parse(R"({"stream":"S", "seq":5,"duplicate": true})") == PubAck::kDuplicate);
   CHECK(parse(R"({"stream":"S", "seq":5,"duplicate": false})") == PubAck::kStored);
-  // A domain named like a key is a value, not the key.
+  // A stream or domain named like a key is a value, not the key.
   CHECK(parse(R"({"stream":"S", "domain":"seq", "seq":7})") == PubAck::kStored);
+  CHECK(parse(R"({"stream":"error", "seq":7})") == PubAck::kStored);
+  CHECK(parse(R"({"stream":"error", "seq":7,"duplicate": true})") == PubAck::kDuplicate);
 
   // An id staged for a proposal not stored yet: never taken as stored.
   CHECK(parse(R"({"stream":"S", "seq":0,"duplicate": true})") == PubAck::kInProcess);
