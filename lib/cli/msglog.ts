@@ -325,7 +325,8 @@ function reportFailure(err: unknown): never {
     const what = err.tornTail ? 'torn tail (use --allow-torn-tail to ignore it)' : 'corrupt';
     exitWith(EXIT_FAILURE, `${err.path}: ${what} at offset ${err.offset}: ${err.reason}`);
   }
-  if (err instanceof StreamCorruptError) exitWith(EXIT_FAILURE, err.message);
+  // Records were printed, but not all of them can be trusted: a failure, as a corrupt one.
+  if (err instanceof StreamCorruptError || err instanceof StreamInconsistentError) exitWith(EXIT_FAILURE, err.message);
   // A monitoring check on the exit status must not read "nothing to check" as OK.
   if (err instanceof NoSegmentsError) {
     const logs = err.found.filter((n) => n.endsWith('.log') || n.endsWith('.txt'));
@@ -333,14 +334,7 @@ function reportFailure(err: unknown): never {
     exitWith(EXIT_FAILURE, `${err.message}${hint}`);
   }
   // No such stream, or NATS not reachable: the stream cannot be read at all, like a missing file.
-  if (
-    err instanceof StreamNotFoundError ||
-    err instanceof NatsConnectError ||
-    err instanceof StreamReadError ||
-    err instanceof StreamInconsistentError
-  ) {
-    exitWith(EXIT_UNAVAILABLE, err.message);
-  }
+  if (err instanceof StreamNotFoundError || err instanceof NatsConnectError || err instanceof StreamReadError) exitWith(EXIT_UNAVAILABLE, err.message);
   const e = err as NodeJS.ErrnoException;
   // Errors from a system call (ENOENT, EACCES, EISDIR...) mean the file could not be read at all.
   if (typeof e?.syscall === 'string') exitWith(EXIT_UNAVAILABLE, e.message);

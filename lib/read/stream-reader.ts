@@ -22,10 +22,12 @@
 // The consumer lives on one of the stream's servers and sees that server's
 // copy, which may lag behind the stream leader for a while after a partition
 // or a restart. So the consumer's "nothing pending" never ends a read by
-// itself: the stream leader is asked whether any message follows. If one
-// does, the read goes on from a new consumer after a back-off (within the
-// same budget), provided the message last read is the leader's too; a copy
-// that differs raises StreamInconsistentError.
+// itself: the stream leader is asked whether any message follows (the
+// stream's message-get API). If one does, the message last read is compared
+// with the leader's at the same sequence: the same, the copy was behind and
+// reading goes on from a new consumer after a back-off (within the same
+// budget); different, the copy was renumbered (out of sync) and
+// StreamInconsistentError is raised.
 import * as fs from 'node:fs';
 import {
   connect,
@@ -38,6 +40,7 @@ import {
   type JsMsg,
   type MsgRequest,
   type NatsConnection,
+  type StoredMsg,
 } from 'nats';
 import { decodeRecord, type LogRecord } from '../format/record';
 
@@ -130,9 +133,9 @@ export class StreamReadError extends Error {
 
 /**
  * The server a read came from holds a copy of the stream that is not the
- * stream leader's: its message at `streamSeq` differs (a replica still
- * catching up after a partition, or out of sync). Records already yielded
- * came from that copy; reading again is served by a consistent one.
+ * stream leader's: its message at `streamSeq` differs (a replica out of
+ * sync after a partition). Records already yielded came from that copy and
+ * may miss some; a new read may be placed on another server.
  */
 export class StreamInconsistentError extends Error {
   readonly code = 'ERR_MSGS_STREAM_INCONSISTENT';
@@ -141,7 +144,7 @@ export class StreamInconsistentError extends Error {
   constructor(stream: string, streamSeq: bigint) {
     super(
       `stream ${stream}: the server read from holds a different message at stream sequence ${streamSeq} than the ` +
-        `stream leader (a replica out of sync); the records read so far may be incomplete: read again`,
+        `stream leader (a replica out of sync); the records read so far may be incomplete`,
     );
     this.name = 'StreamInconsistentError';
     this.stream = stream;
@@ -232,36 +235,35 @@ function isNoMessage(err: unknown): boolean {
 }
 
 /**
- * Whether the stream leader holds a message after `seq`, up to `lastSeq`
- * (the consumer's server may not have it yet). The leader answers the
- * stream's message-get API; `next_by_subj` makes it the first message at or
- * after a sequence, whichever its subject (the client library's type lacks
- * the field the server takes).
+ * The stream leader's answer to a message-get request, or null when it has
+ * no such message; a stream gone meanwhile is StreamNotFoundError.
  */
-async function leaderHasMore(jsm: JetStreamManager, stream: string, seq: number, lastSeq: number): Promise<boolean> {
+async function leaderGet(jsm: JetStreamManager, o: Checked, query: object): Promise<StoredMsg | null> {
   try {
-    const next = await jsm.streams.getMessage(stream, { seq: seq + 1, next_by_subj: '>' } as unknown as MsgRequest);
-    return next.seq <= lastSeq;
+    return await jsm.streams.getMessage(o.stream, query as MsgRequest);
   } catch (err) {
-    if (isNoMessage(err)) return false;
+    if (isNoMessage(err)) return null;
+    if (isStreamNotFound(err)) throw new StreamNotFoundError(o.stream, o.servers);
     throw err;
   }
 }
 
-/** The stream leader's message at `seq`, or null when it has none there (deleted). */
-async function leaderMessage(jsm: JetStreamManager, stream: string, seq: number): Promise<Uint8Array | null> {
-  try {
-    return (await jsm.streams.getMessage(stream, { seq })).data;
-  } catch (err) {
-    if (isNoMessage(err)) return null;
-    throw err;
-  }
+/**
+ * Whether the stream leader holds a message after `seq`, up to `lastSeq`
+ * (the consumer's server may not have it yet): `next_by_subj` makes the
+ * answer the first message at or after a sequence, whichever its subject
+ * (the client library's type lacks the field the server takes).
+ */
+async function leaderHasMore(jsm: JetStreamManager, o: Checked, seq: number, lastSeq: number): Promise<boolean> {
+  const next = await leaderGet(jsm, o, { seq: seq + 1, next_by_subj: '>' });
+  return next !== null && next.seq <= lastSeq;
 }
 
 /** The consumer's server has no more messages, but the stream leader has: that copy is behind. */
 class ReplicaBehindError extends Error {
   constructor(stream: string, seq: number) {
     super(`stream ${stream}: the consumer's server has nothing after sequence ${seq}, but the stream leader has (its copy is behind)`);
+    this.name = 'ReplicaBehindError';
   }
 }
 
@@ -277,7 +279,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * the start) to the stream's last sequence as it was when reading began, or,
  * with `follow`, on and on as messages arrive. Throws StreamNotFoundError when
  * there is no such stream, StreamCorruptError at a message that is not exactly
- * one valid record (after yielding every record before it), NatsConnectError
+ * one valid record (after yielding every record before it),
+ * StreamInconsistentError when the copy read is not the leader's, NatsConnectError
  * when no server answers at the start, StreamReadError when reading fails
  * for longer than `retryMs` (node loss and elections are ridden out: see the
  * top of this file). The NATS connection is closed when the iteration ends,
@@ -331,10 +334,10 @@ export async function* readStream(opts: ReadStreamOptions): AsyncIterableIterato
   // leader has more. Then that server's copy is behind: reading goes on from
   // another consumer, if the copy so far is the leader's (else it diverged).
   const endsAt = async (seq: number): Promise<boolean> => {
-    if (!(await leaderHasMore(jsm!, o.stream, seq, lastSeq))) return true;
-    if (lastData !== null && seq === lastRead) {
-      const theirs = await leaderMessage(jsm!, o.stream, seq);
-      if (theirs !== null && Buffer.compare(Buffer.from(theirs), lastData) !== 0) {
+    if (!(await leaderHasMore(jsm!, o, seq, lastSeq))) return true;
+    if (lastData !== null) {
+      const theirs = await leaderGet(jsm!, o, { seq });
+      if (theirs !== null && Buffer.compare(Buffer.from(theirs.data), lastData) !== 0) {
         throw new StreamInconsistentError(o.stream, BigInt(seq));
       }
     }
@@ -370,7 +373,8 @@ export async function* readStream(opts: ReadStreamOptions): AsyncIterableIterato
           if (m.seq <= lastRead) continue; // already delivered before a restart
           if (!o.follow && m.seq > lastSeq) return; // appended after we started
           lastRead = m.seq;
-          lastData = Buffer.from(m.data); // a copy: kept past this message
+          // A copy of its own: the yielded record is the caller's to keep (and change).
+          lastData = Buffer.from(m.data);
           failingSince = null;
           yield decodeStreamMessage(o.stream, BigInt(m.seq), m.subject, m.data);
           // pending = messages after this one on the consumer's server: 0 is the end (deleted
