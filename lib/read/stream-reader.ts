@@ -191,10 +191,14 @@ function check(opts: ReadStreamOptions): Checked {
   return { servers: servers as string[], stream: opts.stream, fromSeq, follow: opts.follow === true, timeoutMs, retryMs };
 }
 
-function isStreamNotFound(err: unknown): boolean {
+/** A JetStream API error by its err_code, or by its description where the client library gives only that. */
+function isApiError(err: unknown, errCode: number, description: RegExp): boolean {
   const e = err as { message?: unknown; api_error?: { err_code?: number } } | null;
-  return e?.api_error?.err_code === 10059 || (typeof e?.message === 'string' && /stream not found/i.test(e.message));
+  return e?.api_error?.err_code === errCode || (typeof e?.message === 'string' && description.test(e.message));
 }
+
+const isStreamNotFound = (err: unknown): boolean => isApiError(err, 10059, /stream not found/i);
+const isNoMessage = (err: unknown): boolean => isApiError(err, 10037, /no message found/i);
 
 /** Decodes one stream message; throws StreamCorruptError unless it is exactly one valid record. */
 export function decodeStreamMessage(stream: string, streamSeq: bigint, subject: string, data: Uint8Array): StreamRecord {
@@ -227,11 +231,6 @@ function security(opts: ReadStreamOptions): Partial<ConnectionOptions> {
   if (opts.nkey) out.authenticator = nkeyAuthenticator(new TextEncoder().encode(fs.readFileSync(opts.nkey.seedFile, 'utf8').trim()));
   if (opts.credsFile) out.authenticator = credsAuthenticator(fs.readFileSync(opts.credsFile));
   return out;
-}
-
-function isNoMessage(err: unknown): boolean {
-  const e = err as { message?: unknown; api_error?: { err_code?: number } } | null;
-  return e?.api_error?.err_code === 10037 || (typeof e?.message === 'string' && /no message found/i.test(e.message));
 }
 
 /**
@@ -331,8 +330,9 @@ export async function* readStream(opts: ReadStreamOptions): AsyncIterableIterato
   let lastData: Buffer | null = null; // the message at lastRead, as read
   let jsm: JetStreamManager | null = null;
   // The consumer's server has nothing after `seq`: the end, unless the stream
-  // leader has more. Then that server's copy is behind: reading goes on from
-  // another consumer, if the copy so far is the leader's (else it diverged).
+  // leader has more. Then the last message read is compared with the
+  // leader's: the same, that copy is behind (a new consumer reads on);
+  // different, it was renumbered.
   const endsAt = async (seq: number): Promise<boolean> => {
     if (!(await leaderHasMore(jsm!, o, seq, lastSeq))) return true;
     if (lastData !== null) {
@@ -373,7 +373,7 @@ export async function* readStream(opts: ReadStreamOptions): AsyncIterableIterato
           if (m.seq <= lastRead) continue; // already delivered before a restart
           if (!o.follow && m.seq > lastSeq) return; // appended after we started
           lastRead = m.seq;
-          // A copy of its own: the yielded record is the caller's to keep (and change).
+          // A copy: kept past this message, and the client library may reuse its buffers.
           lastData = Buffer.from(m.data);
           failingSince = null;
           yield decodeStreamMessage(o.stream, BigInt(m.seq), m.subject, m.data);
