@@ -44,6 +44,8 @@
 // --addon-before <path to msgserver.node>: every plain row also runs a second
 // msgserver with that addon ("msgserver (before)"), interleaved with the
 // others, and prints after/before: an optimisation's before/after pair in one run.
+// In the JetStream rows the configurations with a target, (c) and (d), run
+// with it too, each into a stream of its own on the same NATS deployment.
 // --compare <label>=<path> (repeatable) does the same for more addons, each
 // named "msgserver (<label>)"; --addon-before <path> is --compare before=<path>.
 'use strict';
@@ -175,6 +177,8 @@ function buildRows() {
 // The msgserver configurations of the JetStream rows. nats: which NATS
 // deployment the sink uses (r1: one nats-server; r3: a 3-node cluster, stream
 // replicas 3). Every (row, configuration) gets its own stream and subjects.
+// The configurations run again with each other build of the addon (the ones with a target).
+const JS_COMPARED = ['c', 'd'];
 const JS_VARIANTS = {
   a: { short: 'written', label: '(a) written, file only', ackMode: 'written' },
   b: { short: 'written+JS', label: '(b) written + JetStream beside (R1; ACK after the file)', ackMode: 'written', nats: 'r1' },
@@ -476,6 +480,15 @@ async function rowServers(row, dir) {
         o.jetstream = { servers: dep.urls, stream: name, subjectPrefix: `msgbench.${name}`, replicas: v.nats === 'r3' ? 3 : 1 };
       }
       servers.push({ key: k, name: v.label, ms: true, nats: dep, proc: msgserverProc(`msgserver (${k})`, o) });
+      // Other builds of the addon (--addon-before, --compare) beside the
+      // configurations that have a target, each with a stream of its own.
+      if (!JS_COMPARED.includes(k)) continue;
+      for (const c of COMPARE) {
+        const oc = { ...o, file: v.noFile ? o.file : { path: path.join(dir, `msgserver-${k}-${c.key}.log`) } };
+        if (dep) oc.jetstream = { ...o.jetstream, stream: `${o.jetstream.stream}-${c.key}`, subjectPrefix: `${o.jetstream.subjectPrefix}-${c.key}` };
+        const key = `${k}@${c.key}`;
+        servers.push({ key, name: `${v.label} [${c.label}]`, ms: true, nats: dep, proc: msgserverProc(`ms (${k}) ${c.label}`.slice(0, 14), oc, { MSGSERVER_ADDON: c.path }) });
+      }
     }
     if (!publisherSkip) {
       for (const which of row.publishers || []) {
@@ -750,12 +763,15 @@ async function main() {
       const a = rec.fig.a;
       for (const { key: k, name } of rec.servers) {
         const f = rec.fig[k];
-        const ref = k === 'c' ? rec.fig.pub1 : k === 'd' ? rec.fig.pub3 : null;
+        const base = k.split('@')[0];
+        const ref = base === 'c' ? rec.fig.pub1 : base === 'd' ? rec.fig.pub3 : null;
+        const compared = k.includes('@') ? rec.fig[base] : null;
         process.stdout.write(
           `  => ${name}: ${headline(row, f)}` +
-            (JS_VARIANTS[k] && k !== 'a' ? ` | vs (a) ${fmtVsWritten(row, f, a)}` : '') +
+            (JS_VARIANTS[base] && base !== 'a' ? ` | vs (a) ${fmtVsWritten(row, f, a)}` : '') +
+            (compared ? ` | ${MS_LABEL} / this ${fmtRatio(row, ratio(row, compared, f), true)}` : '') +
             (ref ? ` | vs direct publisher ${fmtRatio(row, ratio(row, f, ref), false)}` : '') +
-            (JS_VARIANTS[k] && rec.fig.wceil ? ` | vs written ceiling ${fmtRatio(row, ratio(row, f, rec.fig.wceil), false)}` : '') +
+            (JS_VARIANTS[base] && rec.fig.wceil ? ` | vs written ceiling ${fmtRatio(row, ratio(row, f, rec.fig.wceil), false)}` : '') +
             '\n',
         );
       }
@@ -906,10 +922,11 @@ function jetstreamTable(recs) {
           ? ` (${Number.isFinite(f.cpuCores) ? f.cpuCores.toFixed(2) : '-'}${f.natsCpuCores !== undefined ? ` + ${f.natsCpuCores.toFixed(2)}` : ''})`
           : '');
       const js = f.js ? `${fmtInt(f.js.acked)} (${fmtInt(f.js.duplicates)} / ${fmtInt(f.js.failed)} / ${fmtInt(f.js.timeouts)})` : '-';
-      const pub = key === 'c' ? fig.pub1 : key === 'd' || key === 'e' ? (key === 'd' ? fig.pub3 : fig.pub1) : null;
+      const base = key.split('@')[0];
+      const pub = base === 'c' || base === 'e' ? fig.pub1 : base === 'd' ? fig.pub3 : null;
       L.push(
         `| ${shape} | ${name} | ${thr} | ${f.wireMBPerSec.toFixed(1)} | ${fmtUs(f.p50)} | ${fmtUs(f.p99)} | ` +
-          `${ms && key !== 'a' ? fmtVsWritten(row, f, fig.a) : '-'} | ${ms && pub ? fmtVsWritten(row, f, pub) : '-'} | ` +
+          `${ms && base !== 'a' ? fmtVsWritten(row, f, fig.a) : '-'} | ${ms && pub ? fmtVsWritten(row, f, pub) : '-'} | ` +
           `${ms && fig.wceil ? fmtVsWritten(row, f, fig.wceil) : '-'} | ${cpu} | ${js} |`,
       );
     }
