@@ -44,6 +44,13 @@ const StatRow kStats[] = {
      "Connections refused with ERR BUSY (over limits.maxConnections).", LISTENER(rejected_busy), nullptr},
     {"acceptErrors", "accept_errors_total", Kind::kCounter, "accept() calls that failed (e.g. out of file descriptors).",
      LISTENER(accept_errors), nullptr},
+    {"loopErrors", "event_loop_errors_total", Kind::kCounter,
+     "Event-loop polls (epoll_wait) of the listener and service threads that failed; each thread polls again 10 ms later.",
+     [](const Engine& e) {
+       return e.listener_stats().loop_errors.get() +
+              sum_services(e, [](const ServiceStats& s) -> const Counter& { return s.loop_errors; });
+     },
+     nullptr},
     {"messagesIn", "messages_in_total", Kind::kCounter, "Messages received and parsed.", SVC(messages_in), nullptr},
     {"bytesIn", "received_bytes_total", Kind::kCounter, "Bytes received from clients.", SVC(bytes_in), nullptr},
     {"ackFrames", "ack_frames_total", Kind::kCounter, "ACK frames sent (one frame can acknowledge several messages).",

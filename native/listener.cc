@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "codec.h"
+#include "event_pass.h"
 #include "system_error.h"
 #include "time_util.h"
 
@@ -104,12 +105,24 @@ void Listener::start() {
   stop_event_ = event_new(base_, stop_notifier_.fd(), EV_READ, on_stop, this);
   event_add(stop_event_, nullptr);
   resume_event_ = evtimer_new(base_, on_resume, this);
-  thread_ = std::thread([this] { event_base_dispatch(base_); });
+  thread_ = std::thread([this] { run(); });
   set_thread_name(thread_, "msgs-listener");
+}
+
+// Listener thread. The loop returns 0 once on_stop() breaks it, -1 when its
+// poll failed: then it goes on after pass_failed()'s wait, unless stopping
+// (a poll that keeps failing never sees the stop event).
+void Listener::run() {
+  while (event_base_dispatch(base_) < 0) {
+    pass_failed("listener", errno, stats.loop_errors, loop_log_, events_);
+    // acquire: pairs with stop()'s release; nothing else is read after it.
+    if (stopping_.load(std::memory_order_acquire)) break;
+  }
 }
 
 void Listener::stop() {
   if (!thread_.joinable()) return;
+  stopping_.store(true, std::memory_order_release);
   stop_notifier_.signal();
   thread_.join();
   evconnlistener_free(listener_);  // closes the listening socket

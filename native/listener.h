@@ -50,6 +50,7 @@ class Listener {
   static void on_accept_error(evconnlistener*, void* arg);
   static void on_stop(evutil_socket_t, short, void* arg);
   static void on_resume(evutil_socket_t, short, void* arg);
+  void run();
   void accept_one(int fd, sockaddr* addr, int len);
   void reject(int fd, const char* reason);
 
@@ -58,7 +59,9 @@ class Listener {
   std::vector<ServiceLoop*> services_;
   Events& events_;
   std::atomic<uint32_t>& open_connections_;
-  RateLimit error_log_{kErrorLogIntervalMs};
+  RateLimit error_log_{kErrorLogIntervalMs};  // accept errors
+  RateLimit loop_log_{kErrorLogIntervalMs};   // failed polls (listener thread)
+  std::atomic<bool> stopping_{false};
   event_base* base_ = nullptr;
   evconnlistener* listener_ = nullptr;
   event* stop_event_ = nullptr;

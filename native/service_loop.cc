@@ -56,6 +56,8 @@ thread_local RateLimit t_hint_log{kHintIntervalMs};
 // Refused TLS handshakes and credentials: one line per thread per interval.
 thread_local RateLimit t_tls_log{kHintIntervalMs};
 thread_local RateLimit t_auth_log{kHintIntervalMs};
+// Failed polls of the thread's event loop (event_pass.h).
+thread_local RateLimit t_loop_log{kHintIntervalMs};
 
 const char kLegacyOnV1Reason[] =
     "bad magic: expected \"MSGS\" HELLO; this looks like a legacy client (1160-byte structs): "
@@ -267,7 +269,7 @@ void ServiceLoop::run() {
     handshake_budget_ = kHandshakesPerPass;
     handshakes_deferred_ = 0;
     rearm_reads();  // active events: the loop below does not sleep
-    event_pass(base_, !work);
+    if (event_pass(base_, !work) < 0) pass_failed("service thread", errno, stats.loop_errors, t_loop_log, events_);
     stats.handshakes_waiting.set(handshakes_deferred_);
     notifier_.cancel_sleep();
     flush_batch();

@@ -39,6 +39,7 @@ struct alignas(64) ServiceStats {
   Counter handshake_waits;    // times a handshake step was deferred (per-pass bound)
   Counter auth_accepted;      // connections whose credentials were accepted
   Counter partial_waits;      // times a connection waited for limits.maxPartialFrameBytes
+  Counter loop_errors;        // event-loop polls that failed (event_pass.h)
 };
 
 // The writer thread's own counters (the file's are LogFileStats).
@@ -95,6 +96,7 @@ struct alignas(64) ListenerStats {
   Counter rejected_busy;
   Counter rejected_not_ready; // refused while JetStream was not ready (whileNotReady 'refuse')
   Counter accept_errors;
+  Counter loop_errors;        // event-loop polls that failed (event_pass.h)
 };
 
 }  // namespace msgs

@@ -46,7 +46,7 @@ const env = {
 // missing): readiness, retries through leader kills and pauses, and TLS (with
 // libnats's own libssl loaded beside Node's OpenSSL); TLS on the ingest port,
 // authentication and the partial-frame budget.
-const suites = ['e2e', 'bad-input', 'lifecycle', 'legacy', 'hooks', 'limits', 'durability', 'io-faults', 'storm', 'jetstream',
+const suites = ['e2e', 'bad-input', 'lifecycle', 'legacy', 'hooks', 'limits', 'durability', 'io-faults', 'loop-faults', 'storm', 'jetstream',
   'jetstream-ready', 'jetstream-failover', 'jetstream-tls', 'tls', 'auth', 'partial-frame'];
 const tests = suites.map((t) => path.join(root, 'dist-test', `${t}.test.js`));
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...tests], { stdio: 'inherit', env, cwd: root });

@@ -25,6 +25,7 @@ const COUNTERS: Record<string, (s: ServerStats) => number> = {
   msgserver_connections_accepted_total: (s) => s.connectionsAccepted,
   msgserver_connections_rejected_total: (s) => s.connectionsRejected,
   msgserver_accept_errors_total: (s) => s.acceptErrors,
+  msgserver_event_loop_errors_total: (s) => s.loopErrors,
   msgserver_messages_in_total: (s) => s.messagesIn,
   msgserver_received_bytes_total: (s) => s.bytesIn,
   msgserver_ack_frames_total: (s) => s.ackFrames,

@@ -15,6 +15,8 @@ export interface ServerStats {
   connectionsAccepted: number;
   connectionsRejected: number;
   acceptErrors: number;
+  /** Event-loop polls (epoll_wait) of the listener and service threads that failed; each was logged (rate-limited) and retried 10 ms later. */
+  loopErrors: number;
   messagesIn: number;
   bytesIn: number;
   /** Messages acknowledged, by ACK status. */

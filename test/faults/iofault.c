@@ -26,6 +26,9 @@
  *             close      close (the fd is closed anyway, as Linux does on EIO)
  *             open       open, open64, openat, openat64, creat (+ fortified
  *                        __open_2 ...); an injected failure creates nothing
+ *             epoll_wait epoll_wait, epoll_pwait (the epoll fd's path is
+ *                        "anon_inode:[eventpoll]"); give thread= too, or
+ *                        Node's own loop may be the one that fails
  *   path=     required (no spaces or '#' in it). Matches when the file's
  *             path contains the substring; a trailing '$' anchors it at the
  *             end ("path=/segs$" matches the directory /tmp/a/segs, not
@@ -37,6 +40,8 @@
  *   bytes=    pwrite/write only: really write at most this many bytes and
  *             return that count (a short write; the caller loops)
  *   count=    apply to the next n matching calls only; omitted: every call
+ *   thread=   only in threads whose name (pthread_setname_np) starts with it,
+ *             e.g. thread=msgs-svc or thread=msgs-listener
  *
  * The first rule that matches a call and still has count left decides it
  * (at most one rule per call). Examples:
@@ -69,6 +74,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -79,9 +86,9 @@
 #define MAX_PATTERN 512
 #define MAX_CONTROL 65536
 
-enum call { C_PWRITE, C_WRITE, C_FDATASYNC, C_FSYNC, C_FTRUNCATE, C_RENAME, C_UNLINK, C_CLOSE, C_OPEN, C_CALLS };
+enum call { C_PWRITE, C_WRITE, C_FDATASYNC, C_FSYNC, C_FTRUNCATE, C_RENAME, C_UNLINK, C_CLOSE, C_OPEN, C_EPOLL_WAIT, C_CALLS };
 static const char *const call_names[C_CALLS] = {"pwrite", "write",  "fdatasync", "fsync", "ftruncate",
-                                                "rename", "unlink", "close",     "open"};
+                                                "rename", "unlink", "close",     "open",  "epoll_wait"};
 
 struct rule {
   enum call call;
@@ -91,6 +98,7 @@ struct rule {
   long delay_us; /* 0: none */
   long bytes;    /* -1: none */
   long count;    /* -1: every call; 0: used up */
+  char thread[16]; /* "": any thread; else a prefix of the thread's name */
 };
 
 /* What one call is made to do. */
@@ -147,6 +155,8 @@ REAL(int, __openat_2, (int, const char *, int))
 REAL(int, __openat64_2, (int, const char *, int))
 REAL(int, creat, (const char *, mode_t))
 REAL(int, creat64, (const char *, mode_t))
+REAL(int, epoll_wait, (int, struct epoll_event *, int, int))
+REAL(int, epoll_pwait, (int, struct epoll_event *, int, int, const sigset_t *))
 
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 26))
 #define HAVE_PWRITEV2 1
@@ -239,6 +249,10 @@ static int parse_rule(char *line, struct rule *r, const char **why) {
       if (r->call != C_PWRITE && r->call != C_WRITE) return *why = "bytes= is for pwrite and write only", -1;
     } else if (strcmp(tok, "count") == 0) {
       if (!parse_long(v, &r->count)) return *why = "bad count", -1;
+    } else if (strcmp(tok, "thread") == 0) {
+      size_t n = strlen(v);
+      if (n == 0 || n >= sizeof r->thread) return *why = "bad thread (1 to 15 characters)", -1;
+      memcpy(r->thread, v, n + 1);
     } else {
       return *why = "unknown key", -1;
     }
@@ -374,9 +388,12 @@ static int decide(enum call c, const char *fn, int fd, const char *p1, const cha
   if (wanted && fd >= 0 && fd_path(fd, fdp, sizeof fdp)) p1 = fdp, p2 = NULL;
   else if (wanted && fd >= 0) p1 = p2 = NULL;
   size_t lcf = strlen(cf);
+  char self[16] = "";
+  if (wanted) prctl(PR_GET_NAME, self, 0, 0, 0);
   for (int i = 0; wanted && !hit && i < nrules; i++) {
     struct rule *r = &rules[i];
     if (r->call != c || r->count == 0) continue;
+    if (r->thread[0] && strncmp(self, r->thread, strlen(r->thread)) != 0) continue;
     const char *cand[2] = {p1, p2};
     for (int k = 0; k < 2 && !hit; k++) {
       /* Never the control file or the shim's own log. */
@@ -644,4 +661,17 @@ int __openat_2(int dirfd, const char *p, int flags) {
 int __openat64_2(int dirfd, const char *p, int flags) {
   if (open_fault("openat64", dirfd, p)) return -1;
   return CALL_REAL(__openat64_2, dirfd, p, flags);
+}
+
+/* The event loops' poll. */
+int epoll_wait(int fd, struct epoll_event *ev, int max, int timeout) {
+  struct effect e;
+  if (decide(C_EPOLL_WAIT, "epoll_wait", fd, NULL, NULL, &e) && before(&e)) return -1;
+  return CALL_REAL(epoll_wait, fd, ev, max, timeout);
+}
+
+int epoll_pwait(int fd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
+  struct effect e;
+  if (decide(C_EPOLL_WAIT, "epoll_pwait", fd, NULL, NULL, &e) && before(&e)) return -1;
+  return CALL_REAL(epoll_pwait, fd, ev, max, timeout, mask);
 }
