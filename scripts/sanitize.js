@@ -49,5 +49,18 @@ const env = {
 const suites = ['e2e', 'bad-input', 'lifecycle', 'legacy', 'hooks', 'limits', 'durability', 'io-faults', 'loop-faults', 'storm', 'jetstream',
   'jetstream-ready', 'jetstream-failover', 'jetstream-tls', 'tls', 'auth', 'partial-frame'];
 const tests = suites.map((t) => path.join(root, 'dist-test', `${t}.test.js`));
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...tests], { stdio: 'inherit', env, cwd: root });
+// A test that never finishes (a server left open keeps its file's process
+// alive) fails the stage after this long instead of holding CI; the suites
+// take about 7 minutes under either sanitizer.
+const STAGE_TIMEOUT_MS = 25 * 60 * 1000;
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', ...tests], {
+  stdio: 'inherit',
+  env,
+  cwd: root,
+  timeout: STAGE_TIMEOUT_MS,
+  killSignal: 'SIGKILL',
+});
+if (r.error || r.signal) {
+  console.error(`sanitize(${kind}): the suites did not finish within ${STAGE_TIMEOUT_MS / 60000} min (${r.error ? r.error.message : r.signal}): a test hung`);
+}
 process.exit(r.status ?? 1);
