@@ -12,8 +12,6 @@ namespace msgs::binding {
 
 namespace {
 
-void set(Napi::Object& o, const char* key, uint64_t v) { o.Set(key, Napi::Number::New(o.Env(), static_cast<double>(v))); }
-
 // A failed bind or open as Node shapes its system errors: errno (negative),
 // syscall, and address/port or path (lib names the errno: code).
 Napi::Error start_error(Napi::Env env, const SystemError& e) {
@@ -113,8 +111,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     void Execute() override { report_ = self_->engine_->stop(timeout_); }
     void OnOK() override {
       Napi::Object r = Napi::Object::New(Env());
-      set(r, "unackedConnections", report_.unacked_closed);
-      set(r, "unackedMessages", report_.unacked_messages);
+      set_count(r, "unackedConnections", report_.unacked_closed);
+      set_count(r, "unackedMessages", report_.unacked_messages);
       r.Set("timedOut", Napi::Boolean::New(Env(), report_.timed_out));
       r.Set("stats", stats_to_js(Env(), *self_->engine_));  // the final counters
       self_->after_stop();

@@ -11,6 +11,11 @@
 
 namespace msgs::binding {
 
+// A counter as a JS number: exact below 2^53, which no counter reaches.
+inline void set_count(Napi::Object& o, const char* key, uint64_t v) {
+  o.Set(key, Napi::Number::New(o.Env(), static_cast<double>(v)));
+}
+
 // addon_config.cc: the object lib's resolveConfig() returned, as the C++
 // mirror. Throws Napi::TypeError naming a field that is missing or of the
 // wrong type (a bug in lib, never a user's mistake).

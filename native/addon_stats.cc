@@ -46,11 +46,7 @@ const StatRow kStats[] = {
      LISTENER(accept_errors), nullptr},
     {"loopErrors", "event_loop_errors_total", Kind::kCounter,
      "Event-loop polls (epoll_wait) of the listener and service threads that failed; each thread polls again 10 ms later.",
-     [](const Engine& e) {
-       return e.listener_stats().loop_errors.get() +
-              sum_services(e, [](const ServiceStats& s) -> const Counter& { return s.loop_errors; });
-     },
-     nullptr},
+     [](const Engine& e) { return LISTENER(loop_errors)(e) + SVC(loop_errors)(e); }, nullptr},
     {"messagesIn", "messages_in_total", Kind::kCounter, "Messages received and parsed.", SVC(messages_in), nullptr},
     {"bytesIn", "received_bytes_total", Kind::kCounter, "Bytes received from clients.", SVC(bytes_in), nullptr},
     {"ackFrames", "ack_frames_total", Kind::kCounter, "ACK frames sent (one frame can acknowledge several messages).",
@@ -171,13 +167,11 @@ const StatRow kStats[] = {
 #undef HOOKS
 #undef JS
 
-void set(Napi::Object& o, const char* key, uint64_t v) { o.Set(key, Napi::Number::New(o.Env(), static_cast<double>(v))); }
-
 // Counts by name, for counters kept as arrays indexed by a code.
 template <int N, typename Name, typename Read>
 Napi::Object by_name(Napi::Env env, int first, Name name, Read read) {
   Napi::Object o = Napi::Object::New(env);
-  for (int k = first; k < N; k++) set(o, name(k), read(k));
+  for (int k = first; k < N; k++) set_count(o, name(k), read(k));
   return o;
 }
 
@@ -186,11 +180,11 @@ Napi::Array thread_stats(Napi::Env env, const Engine& e) {
   for (uint32_t i = 0; i < e.services().size(); i++) {
     const ServiceStats& s = e.services()[i]->stats;
     Napi::Object t = Napi::Object::New(env);
-    set(t, "connections", s.connections.get());
-    set(t, "accepted", s.accepted.get());
-    set(t, "messagesIn", s.messages_in.get());
-    set(t, "bytesIn", s.bytes_in.get());
-    set(t, "batchesPushed", s.batches_pushed.get());
+    set_count(t, "connections", s.connections.get());
+    set_count(t, "accepted", s.accepted.get());
+    set_count(t, "messagesIn", s.messages_in.get());
+    set_count(t, "bytesIn", s.bytes_in.get());
+    set_count(t, "batchesPushed", s.batches_pushed.get());
     threads.Set(i, t);
   }
   return threads;
@@ -208,9 +202,9 @@ Napi::Object stats_to_js(Napi::Env env, const Engine& e) {
   Napi::Object js = Napi::Object::New(env);
   for (const StatRow& r : kStats) {
     if (!r.section) {
-      set(o, r.name, r.read(e));
+      set_count(o, r.name, r.read(e));
     } else if (e.jetstream()) {
-      set(js, r.name, r.read(e));
+      set_count(js, r.name, r.read(e));
     }
   }
   if (e.jetstream()) {

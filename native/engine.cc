@@ -42,7 +42,7 @@ void Engine::build() {
     sinks.push_back(jetstream_.get());
     if (cfg_.jetstream.while_not_ready == WhileNotReady::kRefuse) listener_->refuse_until_ready(jetstream_.get());
   }
-  writer_ = std::make_unique<Writer>(cfg_, queue_, route_, writer_wake_, sinks);
+  writer_ = std::make_unique<Writer>(cfg_.batch, queue_, route_, writer_wake_, sinks);
 }
 
 // In the reverse order of build(): nothing is freed while something that

@@ -49,12 +49,12 @@ class FileSink final : public Sink {
   // The last sequence number in the log, once open: numbering continues after it.
   uint64_t last_seq() const { return last_seq_; }
 
+  bool reads_records() const override { return cfg_.format == FileFormat::kBinary; }
   bool splits() const override { return log_.rotating(); }
   bool split_before(uint64_t buffered, size_t next_record) const override;
   bool boundary_due(uint64_t now_ms, int* wait_ms) const override;
   void boundary(uint64_t next_seq) override;
   void store(Flush& f) override;
-  // The interval fsync.
   // The interval fsync, archive news, retention and the disk guard.
   int poll(uint64_t now_ms) override;
   bool has_news() const override;

@@ -17,6 +17,7 @@ namespace msgs {
 
 class JetStreamSink : public Sink {
  public:
+  bool reads_records() const override { return true; }  // one NATS message per record
   // acquire: the connection state is set by libnats's threads.
   virtual bool connected() const = 0;
   // Connected, the stream exists and it answered a publish (a probe that

@@ -44,6 +44,11 @@ class Sink {
   // message fit for the user.
   virtual void open() = 0;
 
+  // True when store() reads f.records, the binary records. The writer
+  // encodes them only when some sink does (a text file encodes its own
+  // lines; the hooks copy from the batches). Asked once, at start.
+  virtual bool reads_records() const { return false; }
+
   // True when split_before() can ever say yes (asked once, at start, so the
   // writer asks split_before() per message only of the sinks that split).
   virtual bool splits() const { return false; }

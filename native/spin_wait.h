@@ -21,10 +21,10 @@
 // all is learnt from the gaps (SpinPolicy): a writer whose work arrives
 // sparsely sleeps at once.
 #pragma once
-#include <time.h>
-
 #include <cstddef>
 #include <cstdint>
+
+#include "time_util.h"
 
 namespace msgs {
 
@@ -39,12 +39,6 @@ constexpr uint64_t kWriterSpinNs = 100 * 1000;
 // The writer spins only after a pass of at most this many messages: beyond
 // it, one wake-up per pass costs each message little.
 constexpr size_t kWriterSpinMaxMsgs = 64;
-
-inline uint64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
-}
 
 // Spins until ready() or max_ns pass; returns ready()'s last answer.
 template <class Ready>

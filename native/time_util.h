@@ -8,6 +8,14 @@
 
 namespace msgs {
 
+// Precise: for spins and short intervals.
+inline uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1000000000u + uint64_t(ts.tv_nsec);
+}
+
+// Coarse (the last tick): for timers of milliseconds and more, without a vDSO clock read's cost.
 inline uint64_t monotonic_ms() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);

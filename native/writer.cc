@@ -23,11 +23,10 @@ constexpr size_t kBufferSlack = 64 * 1024;  // room beyond batch.maxBytes for th
 
 }  // namespace
 
-Writer::Writer(const Config& cfg, SharedQueue& queue, CompletionRoute& route, Notifier& wake, std::vector<Sink*> sinks)
-    : cfg_(cfg.batch), queue_(queue), route_(route), wake_(wake), sinks_(std::move(sinks)) {
-  // The binary records are read by the binary file and by JetStream; a text
-  // file alone encodes its own lines.
-  framing_ = cfg.jetstream.enabled || (cfg.file.enabled && cfg.file.format == FileFormat::kBinary);
+Writer::Writer(const BatchConfig& cfg, SharedQueue& queue, CompletionRoute& route, Notifier& wake,
+               std::vector<Sink*> sinks)
+    : cfg_(cfg), queue_(queue), route_(route), wake_(wake), sinks_(std::move(sinks)) {
+  framing_ = std::any_of(sinks_.begin(), sinks_.end(), [](const Sink* s) { return s->reads_records(); });
   if (framing_) ensure_capacity(cfg_.max_bytes + kBufferSlack);
 }
 

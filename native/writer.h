@@ -25,7 +25,7 @@ class Writer {
  public:
   // `wake` is the notifier the queue and the sinks signal; `sinks` in the
   // order they store a flush.
-  Writer(const Config& cfg, SharedQueue& queue, CompletionRoute& route, Notifier& wake, std::vector<Sink*> sinks);
+  Writer(const BatchConfig& cfg, SharedQueue& queue, CompletionRoute& route, Notifier& wake, std::vector<Sink*> sinks);
   ~Writer();
   Writer(const Writer&) = delete;
   Writer& operator=(const Writer&) = delete;
