@@ -67,16 +67,19 @@ async function natsWith(name: string, extra: string[]): Promise<number> {
 
 /**
  * listen({ waitForSink: true }), bounded: a sink that never becomes ready
- * fails the test with the sink's counters and the server's log, and the
- * caller's finally still closes the server (an unbounded wait would leave
- * it, and the test file's process, running).
+ * fails the test with the sink's counters, msgserver's log and the end of
+ * nats-server `name`'s log (natsWith's), and the caller's finally still
+ * closes the server (an unbounded wait would leave it, and the test file's
+ * process, running).
  */
-async function listenReady(server: MessageServer, logs: LogEntry[], ms: number): Promise<{ port: number }> {
+async function listenReady(name: string, server: MessageServer, logs: LogEntry[], ms: number): Promise<{ port: number }> {
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const lines = logs.map((e) => `${e.level}: ${e.message}`).join('\n');
-      reject(new Error(`the JetStream sink was not ready after ${ms} ms; sink ${JSON.stringify(server.stats().jetstream)}\nlog:\n${lines}`));
+      const natsLog = path.join(dir, `${name}.log`);
+      const tail = fs.existsSync(natsLog) ? fs.readFileSync(natsLog, 'utf8').split('\n').slice(-40).join('\n') : '(none)';
+      reject(new Error(`the JetStream sink was not ready after ${ms} ms; sink ${JSON.stringify(server.stats().jetstream)}\nlog:\n${lines}\nnats-server ${name}'s log, last lines:\n${tail}`));
     }, ms);
   });
   try {
@@ -99,7 +102,7 @@ async function roundTrip(name: string, url: string, js: object, read: Partial<Re
   const logs: LogEntry[] = [];
   server.on('log', (e) => logs.push(e));
   try {
-    const { port } = await listenReady(server, logs, 20_000);
+    const { port } = await listenReady(name, server, logs, 20_000);
     const client = await MessageClient.connect({ port, clientId: 9 });
     try {
       const acks = await Promise.all(Array.from({ length: 100 }, (_, i) => client.send(`${name}-${i}`)));
