@@ -124,7 +124,11 @@ int FileSink::poll(uint64_t now_ms) {
   return sooner(timeout, static_cast<int>(interval));
 }
 
-bool FileSink::has_news() const { return news_.load(std::memory_order_acquire); }
+bool FileSink::has_news() const {
+  // seq_cst: this is the writer's re-check after Notifier::prepare_sleep()'s
+  // seq_cst store; an acquire load could be ordered before it and miss a wake-up.
+  return news_.load(std::memory_order_seq_cst);
+}
 
 void FileSink::archived(const std::string& path) {
   {

@@ -80,8 +80,9 @@ class FileSink final : public Sink {
   Events& events_;
   Notifier& wake_;
   // Archive news from the Node thread. news_: release by archived() after
-  // the push, acquire by the writer before it takes the lock; a hint only
-  // (the mutex carries the data).
+  // the push, acquire by the writer before it takes the lock, seq_cst in
+  // has_news() (the re-check after prepare_sleep()); a hint only (the mutex
+  // carries the data).
   std::mutex archived_mu_;
   std::vector<std::string> archived_;
   std::atomic<bool> news_{false};

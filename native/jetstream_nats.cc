@@ -243,10 +243,8 @@ void NatsJetStreamSink::on_connected(natsConnection* nc, void* closure) {
   Entered in(closure);
   NatsJetStreamSink* self = in.sink();
   if (!self) return;
-  // release: the writer that sees connected also sees the connection set up.
-  self->connected_.store(true, std::memory_order_release);
+  self->came_up();
   self->events_.log(LogLevel::kInfo, "jetstream: connected to " + self->connected_url(nc));
-  self->wake_.notify();
 }
 
 void NatsJetStreamSink::on_disconnected(natsConnection*, void* closure) {
@@ -262,9 +260,17 @@ void NatsJetStreamSink::on_reconnected(natsConnection* nc, void* closure) {
   NatsJetStreamSink* self = in.sink();
   if (!self) return;
   self->stats.reconnects.add();
-  self->connected_.store(true, std::memory_order_release);
+  self->came_up();
   self->events_.log(LogLevel::kInfo, "jetstream: reconnected to " + self->connected_url(nc));
-  self->wake_.notify();
+}
+
+// libnats's connection-event thread: the writer must look (the stream
+// look-up starts from its poll()), whether it sleeps now or is about to.
+void NatsJetStreamSink::came_up() {
+  // release: the writer that sees connected also sees the connection set up.
+  connected_.store(true, std::memory_order_release);
+  connection_news_.store(true, std::memory_order_seq_cst);  // seq_cst: see connection_news_
+  wake_.notify();
 }
 
 void NatsJetStreamSink::on_error(natsConnection*, natsSubscription*, natsStatus err, void* closure) {
@@ -579,7 +585,10 @@ void NatsJetStreamSink::settle_message(Batch* b, uint32_t i, bool ok) {
 
 int NatsJetStreamSink::reap(uint64_t now_ms) {
   // Connected but the stream not usable yet (no traffic may come to ask):
-  // keep the look-ups going. A reconnection wakes the writer by itself.
+  // keep the look-ups going. A connection that comes up later sets
+  // connection_news_, which wakes the writer into this poll again.
+  // acquire: a news flag read as set makes its connected_ store visible.
+  connection_news_.exchange(false, std::memory_order_acquire);
   bool probing = connected() && !usable_now();
   if (probing) usable(now_ms, false);
   uint64_t failed = 0;

@@ -51,8 +51,11 @@ class NatsJetStreamSink final : public JetStreamSink {
   // Applies the acknowledgements that arrived and the timeouts that passed.
   // Returns ms until the oldest publish times out, or -1 with none in flight.
   int poll(uint64_t now_ms) override { return reap(now_ms); }
-  // The oldest publish in flight has its outcome: poll() has work.
-  bool has_news() const override { return head_settled(); }
+  // The oldest publish in flight has its outcome, or the connection came
+  // up: poll() has work.
+  bool has_news() const override {
+    return head_settled() || connection_news_.load(std::memory_order_seq_cst);
+  }
   // Settles what is in flight (what has no outcome yet counts as timed out:
   // the service threads are gone, no ACK waits for it) and closes.
   void drain() override { close(); }
@@ -140,6 +143,7 @@ class NatsJetStreamSink final : public JetStreamSink {
   static void on_disconnected(natsConnection* nc, void* closure);
   static void on_connected(natsConnection* nc, void* closure);
   static void on_reconnected(natsConnection* nc, void* closure);
+  void came_up();  // the connection is up: tell the writer
   static void on_error(natsConnection* nc, natsSubscription* sub, natsStatus err, void* closure);
   static Outcome outcome_of(PubAck a);
   void ack(uint64_t n, Outcome outcome);
@@ -178,6 +182,15 @@ class NatsJetStreamSink final : public JetStreamSink {
 
   // release/acquire: set by libnats's connection-event thread, read by the writer.
   std::atomic<bool> connected_{false};
+  // The connection came up (connected or reconnected) and the writer has not
+  // looked since: has_news() says so. Without it, a connection that comes up
+  // after the writer's last poll() (not connected: no timer) and before its
+  // prepare_sleep() would find the writer not armed, notify() would not
+  // signal, and the writer would sleep with no timeout: no stream look-up,
+  // never ready, until traffic came (none does with whileNotReady 'refuse').
+  // seq_cst store and load: the Dekker pair with the writer's prepare_sleep(),
+  // as head_settled().
+  std::atomic<bool> connection_news_{false};
   // relaxed: a hint from the ack thread that the stream vanished; the writer re-checks.
   std::atomic<bool> stream_missing_{false};
   // The stream look-up (and creation) blocks on NATS requests, so it runs on
@@ -187,8 +200,8 @@ class NatsJetStreamSink final : public JetStreamSink {
   std::atomic<int> stream_state_{kStreamUnknown};
   std::thread checker_;
   uint64_t next_stream_check_ms_ = 0;
-  bool announced_ready_ = false;
-  bool closing_ = false;               // writer (or the Node thread once it has stopped): close() began       // checker thread: the first passed probe was reported
+  bool announced_ready_ = false;       // checker thread: the first passed probe was reported
+  bool closing_ = false;               // writer (or the Node thread once it has stopped): close() began
   // A dead cluster fails every batch: log once per interval. The checker
   // thread has its own (one checker runs at a time, joined in between).
   static constexpr uint64_t kLogEveryMs = 5000;
