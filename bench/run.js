@@ -979,6 +979,8 @@ function render({ rows, m, loadBefore, loadAfter, secs, idle, plots }) {
       '`dd` of 2 GB into a new file runs at about 0.5 GB/s this way, against 5.3-5.8 GB/s into pages just freed; freed memory goes back to the host after some 20 s idle. ' +
       'A pipelined 1 KiB row moves several hundred MB/s, so its file is bounded by this, for msgserver and the written ceiling alike, while the no-file ceiling never pays it. ' +
       'Comparing a `written` row with the no-file ceiling therefore mostly measures the VM\'s memory, not the server.',
+    '- **The interval fsync.** msgserver runs with its defaults, so `file.fsync` is `\'interval\'`: once a second an `fdatasync` of what was written, on a thread of its own beside the writer (no ACK waits for it). ' +
+      'The written ceiling never syncs. At a few hundred MB/s each sync is the disk writing back a second\'s worth of pages, work (and CPU on the same 2 cores) that the ceiling leaves to the kernel after its run.',
     '- Each row says in its **bounded by** column which of these limits it: the network copy (loopback copies and wake-ups), page-cache first touch, fsync, connection setup or NATS.',
     '',
   );

@@ -31,7 +31,12 @@ void Engine::build() {
   // settle statuses while it publishes.
   std::vector<Sink*> sinks;
   if (cfg_.file.enabled) {
-    log_ = std::make_unique<LogFile>(cfg_.file, live_, events_, io_errors_);
+    // The interval sync runs beside the writer; a sync the ACKs wait for
+    // runs on it.
+    if (cfg_.file.fsync == FsyncPolicy::kInterval && !syncs_each_flush(cfg_)) {
+      background_sync_ = std::make_unique<BackgroundSync>(writer_wake_);
+    }
+    log_ = std::make_unique<LogFile>(cfg_.file, live_, events_, io_errors_, background_sync_.get());
     file_sink_ = std::make_unique<FileSink>(cfg_, *log_, live_, queue_, events_, writer_wake_);
     sinks.push_back(file_sink_.get());
   }
@@ -53,6 +58,7 @@ void Engine::teardown() {
   jetstream_.reset();
   file_sink_.reset();
   log_.reset();
+  background_sync_.reset();
   listener_.reset();
   services_.clear();
 }
@@ -90,6 +96,7 @@ void Engine::start(std::vector<Principal> principals) {
   // later thread fails to start.
   running_ = true;
   try {
+    if (background_sync_) background_sync_->start();
     writer_->start(file_sink_ ? file_sink_->last_seq() : 0);
     for (auto& s : services_) s->start();
     listener_->start();

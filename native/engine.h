@@ -113,6 +113,7 @@ class Engine {
   std::shared_ptr<HookChannel> hooks_ = std::make_shared<HookChannel>();
   std::vector<std::unique_ptr<ServiceLoop>> services_;
   std::unique_ptr<Listener> listener_;
+  std::unique_ptr<BackgroundSync> background_sync_;  // fsync 'interval' only
   std::unique_ptr<LogFile> log_;
   std::unique_ptr<FileSink> file_sink_;
   std::unique_ptr<JetStreamSink> jetstream_;

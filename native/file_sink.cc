@@ -32,7 +32,7 @@ void LatencyHistogram::record(uint64_t us) {
 FileSink::FileSink(const Config& cfg, LogFile& log, const LiveSettings& live, SharedQueue& queue, Events& events,
                    Notifier& wake)
     : cfg_(cfg.file),
-      sync_each_(cfg.ack_mode == AckMode::kDurable || cfg.file.fsync == FsyncPolicy::kBatch),
+      sync_each_(syncs_each_flush(cfg)),
       log_(log),
       live_(live),
       queue_(queue),
@@ -113,13 +113,17 @@ int FileSink::poll(uint64_t now_ms) {
   timeout = sooner(timeout, wait);
   timeout = sooner(timeout, check_disk(now_ms));
 
+  // A failure is reported by the log (counted, logged, an error event); the
+  // records stay unsynced and the next interval tries again, not sooner.
+  log_.collect_sync();
   uint32_t interval = live_.fsync_interval_ms.load(std::memory_order_relaxed);
   if (cfg_.fsync != FsyncPolicy::kInterval || log_.unsynced_records() == 0) return timeout;
   if (next_sync_ms_ == 0) next_sync_ms_ = log_.last_sync_ms() + interval;
   if (now_ms < next_sync_ms_) return sooner(timeout, static_cast<int>(next_sync_ms_ - now_ms));
-  // A failure is reported by the log (counted, logged, an error event); the
-  // records stay unsynced and the next interval tries again, not sooner.
-  log_.sync();
+  // A sync that takes longer than the interval is not doubled up: its end
+  // wakes the writer (has_news()), and the next one starts then.
+  if (log_.sync_in_flight()) return timeout;
+  log_.sync_in_background();
   next_sync_ms_ = now_ms + interval;
   return sooner(timeout, static_cast<int>(interval));
 }
@@ -127,7 +131,7 @@ int FileSink::poll(uint64_t now_ms) {
 bool FileSink::has_news() const {
   // seq_cst: this is the writer's re-check after Notifier::prepare_sleep()'s
   // seq_cst store; an acquire load could be ordered before it and miss a wake-up.
-  return news_.load(std::memory_order_seq_cst);
+  return news_.load(std::memory_order_seq_cst) || log_.sync_finished();
 }
 
 void FileSink::archived(const std::string& path) {

@@ -35,6 +35,12 @@ struct alignas(64) LatencyHistogram {
 // holds the shared queue (SharedQueue::set_hold): the service threads stop
 // reading, exactly as for a full queue, and resume once free space is back
 // above minFreeBytes plus an eighth of it.
+// Durable mode, and fsync 'batch': every flush is synced before its ACKs.
+// Otherwise the interval sync (if any) can run on a BackgroundSync.
+inline bool syncs_each_flush(const Config& cfg) {
+  return cfg.ack_mode == AckMode::kDurable || cfg.file.fsync == FsyncPolicy::kBatch;
+}
+
 class FileSink final : public Sink {
  public:
   static constexpr uint64_t kDiskCheckMs = 100;
@@ -55,7 +61,8 @@ class FileSink final : public Sink {
   bool boundary_due(uint64_t now_ms, int* wait_ms) const override;
   void boundary(uint64_t next_seq) override;
   void store(Flush& f) override;
-  // The interval fsync, archive news, retention and the disk guard.
+  // The interval fsync (started here, run by the log's BackgroundSync when
+  // it has one), archive news, retention and the disk guard.
   int poll(uint64_t now_ms) override;
   bool has_news() const override;
   void drain() override;

@@ -81,15 +81,6 @@ int write_all(int fd, const uint8_t* p, size_t n, uint64_t offset) {
   return 0;
 }
 
-// Returns 0 or an errno. Only EINTR is retried: after any other failure the
-// kernel may have dropped the pages, so a second try would prove nothing.
-int datasync(int fd) {
-  while (fdatasync(fd) != 0) {
-    if (errno != EINTR) return errno;
-  }
-  return 0;
-}
-
 // A fresh file header at offset 0, synced. Returns 0 or an errno, with *op
 // naming the call that failed.
 int write_header(int fd, IoOp* op) {
@@ -109,15 +100,18 @@ const char kNameAtRisk[] = "its name may not survive a power loss";
 
 }  // namespace
 
-LogFile::LogFile(const FileConfig& cfg, const LiveSettings& live, Events& events, IoErrors& io)
+LogFile::LogFile(const FileConfig& cfg, const LiveSettings& live, Events& events, IoErrors& io,
+                 BackgroundSync* background)
     : cfg_(cfg),
       live_(live),
       events_(events),
       io_(io),
+      background_(background),
       text_(cfg.format == FileFormat::kText),
       rotating_(cfg.rotate_bytes > 0 || cfg.rotate_ms > 0) {}
 
 LogFile::~LogFile() {
+  if (background_) background_->wait();  // not on a closed (or reused) fd
   if (fd_ >= 0) close_fd(fd_, path_);
 }
 
@@ -370,12 +364,43 @@ bool LogFile::append(const uint8_t* data, size_t len, uint64_t records) {
 }
 
 bool LogFile::sync(uint64_t answered_failed) {
+  wait_for_background();
   if (int err = datasync(fd_)) {
     sync_failed(err, answered_failed, "");
     return false;
   }
-  synced();
+  synced(unsynced_records_);
   return true;
+}
+
+void LogFile::sync_in_background() {
+  if (!background_) {
+    sync();
+    return;
+  }
+  if (background_->in_flight()) return;
+  background_records_ = unsynced_records_;
+  background_->begin(fd_);
+}
+
+bool LogFile::collect_sync() {
+  int err;
+  if (!background_ || !background_->finish(&err)) return false;
+  settle_background(err);
+  return true;
+}
+
+void LogFile::wait_for_background() {
+  if (!background_) return;
+  int err = background_->wait();
+  if (err >= 0) settle_background(err);
+}
+
+// Records appended while it ran may be on disk too, but only those it began
+// with are known to be: the rest wait for the next sync.
+void LogFile::settle_background(int err) {
+  if (err != 0) return sync_failed(err, 0, "");
+  synced(std::min(background_records_, unsynced_records_));  // fewer: a failure in between took them out
 }
 
 // The stats count what was written, so they keep these records: the
@@ -401,10 +426,10 @@ bool LogFile::cut_tail(uint64_t records, const std::string& consequence) {
   return true;
 }
 
-void LogFile::synced() {
+void LogFile::synced(uint64_t records) {
   stats.fsyncs.add();
-  stats.synced_records.add(unsynced_records_);
-  unsynced_records_ = 0;
+  stats.synced_records.add(records);
+  unsynced_records_ -= records;
   last_sync_ms_ = monotonic_ms();
 }
 
@@ -449,11 +474,12 @@ bool LogFile::rotation_due_by_age(uint64_t now_ms, int* wait_ms) const {
 void LogFile::rotate(uint64_t next_seq) {
   std::string still = "not rotating, still writing " + path_;
   if (tail_dirty_ && !cut_tail(0, still)) return postpone_rotation();
+  wait_for_background();  // the segment's fd is about to close
   if (int err = datasync(fd_)) {
     sync_failed(err, 0, still);
     return postpone_rotation();
   }
-  synced();
+  synced(unsynced_records_);
 
   std::string next = segment_path(dir_, next_seq);
   int fd = ::open(next.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);

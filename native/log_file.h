@@ -5,12 +5,14 @@
 // Knows bytes and records, not batches or ACKs (the file sink adds those),
 // so it can be tested alone (test/native/test_log_file.cc). Every failed
 // system call goes through IoErrors. Used by one thread at a time: the Node
-// thread for open(), then the writer thread.
+// thread for open(), then the writer thread (the interval sync runs on a
+// BackgroundSync, but its outcome is applied here, by the writer).
 #pragma once
 #include <cstdint>
 #include <deque>
 #include <string>
 
+#include "background_sync.h"
 #include "config.h"
 #include "events.h"
 #include "io_errors.h"
@@ -31,8 +33,10 @@ struct ClosedSegment {
 class LogFile {
  public:
   // `live`: the retention bounds (file.retention), which can change while
-  // the log is open. Read by the writer thread only.
-  LogFile(const FileConfig& cfg, const LiveSettings& live, Events& events, IoErrors& io);
+  // the log is open. Read by the writer thread only. `background`: where
+  // sync_in_background() runs its fdatasync (null: on the caller's thread).
+  LogFile(const FileConfig& cfg, const LiveSettings& live, Events& events, IoErrors& io,
+          BackgroundSync* background = nullptr);
   ~LogFile();
   LogFile(const LogFile&) = delete;
   LogFile& operator=(const LogFile&) = delete;
@@ -65,7 +69,24 @@ class LogFile {
   // time of the last good sync.
   // `answered_failed`: messages the caller answers WRITE_FAILED when this
   // sync fails (a durable flush), for the report.
+  // A background sync in flight is waited for first (and applied).
   bool sync(uint64_t answered_failed = 0);
+  // The interval sync: starts an fdatasync of what is written so far on the
+  // BackgroundSync, unless one is in flight, and returns at once; appends go
+  // on meanwhile. It covers the records unsynced when it began. Its outcome
+  // is applied by collect_sync(), or by sync(), rotate() or the destructor,
+  // which wait for it first (the fd stays open until then). Without a
+  // BackgroundSync: sync().
+  void sync_in_background();
+  // Applies a finished background sync as sync() applies its own: the
+  // records it covered counted synced, or the failure reported. False when
+  // none has finished.
+  bool collect_sync();
+  // A background sync was started and is not applied yet.
+  bool sync_in_flight() const { return background_ && background_->in_flight(); }
+  // Any thread: the background sync in flight has finished (collect_sync()
+  // has work; the writer's wake-up check).
+  bool sync_finished() const { return background_ && background_->finished(); }
   // Takes the last `len` bytes (`records` records) back out after their
   // sync failed and they were answered WRITE_FAILED. `stats` keep them:
   // they count what was written.
@@ -125,7 +146,9 @@ class LogFile {
   void set_aside_damaged(uint64_t bad_offset, uint64_t max_seq);
   void recovered(const std::string& line, RecoveredEvent&& ev);
   bool cut_tail(uint64_t records, const std::string& consequence);
-  void synced();
+  void synced(uint64_t records);
+  void wait_for_background();
+  void settle_background(int err);
   void sync_failed(int err, uint64_t answered_failed, const std::string& also);
   void postpone_rotation();
   int sync_dir(const std::string& path);
@@ -135,6 +158,8 @@ class LogFile {
   const LiveSettings& live_;
   Events& events_;
   IoErrors& io_;
+  BackgroundSync* const background_;
+  uint64_t background_records_ = 0;  // unsynced when the background sync in flight began
   bool text_;
   bool rotating_;
   std::string dir_;

@@ -49,6 +49,8 @@ test('16 clients x 5,000 random messages: all ACKed, all in the file, in order, 
   assert.equal(names.filter((n) => n === 'msgs-listener').length, 1);
   assert.equal(names.filter((n) => /^msgs-svc-\d+$/.test(n)).length, 4);
   assert.equal(names.filter((n) => n === 'msgs-writer').length, 1);
+  // fsync 'interval' (the default): the interval sync's own thread.
+  assert.equal(names.filter((n) => n === 'msgs-fsync').length, 1);
 
   const sent = new Map<number, Sent[]>();
   await Promise.all(

@@ -279,6 +279,42 @@ test('written + interval fsync: a failing sync keeps the OK ACKs but is loud, an
   assert.deepEqual(await readIds(file), ok([...before, ...during, ...after]).map((o) => o.msgId), 'every OK-ACKed message is in the file, in order');
 });
 
+test('written + interval fsync: a slow sync holds no ACK, and counts only the records written when it began', T, async (t) => {
+  const file = path.join(tempDir(), 'slow-sync.log');
+  const { server, faults, client } = await start(t, {
+    port: 0,
+    serviceThreads: 2,
+    ackMode: 'written',
+    file: { path: file, fsync: 'interval', fsyncIntervalMs: 50 },
+  });
+  // The next interval sync takes 4 s (a slow disk under a second's worth of
+  // pages); the one after it 2 s, so the first one's count can be read alone.
+  faults.set(`fdatasync path=${file}$ delay_us=4000000 count=1\nfdatasync path=${file}$ delay_us=2000000 count=1`);
+  const before = await sendMany(client, 20, 'before');
+  assert.equal(ok(before).length, 20);
+  await waitFor('the interval sync to start', () => count(faults, /^fdatasync delay_us=4000000 /) === 1);
+  const s0 = await server.stats();
+
+  // Each message its own batch, its own append, its own ACK: none waits for the sync.
+  const during = await sendEach(client, 20, 'during');
+  assert.equal(ok(during).length, 20);
+  const s1 = await server.stats();
+  assert.equal(s1.fsyncs, s0.fsyncs, 'the 20 ACKs came while the sync was still running');
+  assert.equal(s1.recordsWritten, 40);
+
+  const done = await waitFor('the slow sync to end', async () => {
+    const s = await server.stats();
+    return s.fsyncs > s0.fsyncs && s;
+  }, 15_000);
+  assert.ok(done.syncedRecords > 0 && done.syncedRecords <= 20, `${done.syncedRecords} synced: those written when it began`);
+  await waitFor('the next sync to cover the rest', async () => (await server.stats()).syncedRecords === 40, 10_000);
+  assert.equal((await server.stats()).ioErrors.fsync, 0);
+
+  await client.close();
+  assert.equal(await server.stop(), 0);
+  assert.deepEqual(await readIds(file), ok([...before, ...during]).map((o) => o.msgId));
+});
+
 test('a full disk mid-write (short pwrite, then ENOSPC): WRITE_FAILED, the file cut back and valid, the server keeps serving', T, async (t) => {
   const file = path.join(tempDir(), 'full.log');
   const { server, faults, client } = await start(t, { port: 0, serviceThreads: 2, file: { path: file } });

@@ -68,14 +68,15 @@ test('two servers in one process, on different ports and files', async () => {
   assert.deepEqual([va.ok, va.records, vb.ok, vb.records], [true, 500, true, 700]);
 });
 
-test('20 start/close cycles leave no extra threads or fds; the file continues', async () => {
+test('20 start/close cycles leave no extra threads or fds; the file continues', async (t) => {
   const dir = tempDir();
   const file = path.join(dir, 'cycles.log');
   const server = new MessageServer({ port: 0, serviceThreads: 3, file: { path: file } });
+  t.after(() => server.close()); // a failed assertion must not leave it running
   const cycle = async (i: number): Promise<void> => {
     const { port } = await server.listen();
     const names = threadNames();
-    assert.equal(names.filter((n) => n.startsWith('msgs-')).length, 5, 'listener + 3 service + writer');
+    assert.equal(names.filter((n) => n.startsWith('msgs-')).length, 6, 'listener + 3 service + writer + fsync');
     const c = await MessageClient.connect({ firstMsgId: 1, port, clientId: i });
     await Promise.all(Array.from({ length: 50 }, (_, m) => c.send(`cycle ${i} msg ${m}`)));
     await c.close();
@@ -111,7 +112,11 @@ test('listen() errors name the cause: address in use, unopenable file', async (t
   const d = new MessageServer({ port: 0, serviceThreads: 1, file: { path: path.join(dir, 'adir') } });
   await assert.rejects(d.listen(), /cannot open .*adir: Is a directory/);
   // A failed listen leaves nothing running.
-  assert.equal(threadNames().filter((n) => n.startsWith('msgs-')).length, 3, 'only server a runs (listener, 1 service, writer)');
+  assert.equal(
+    threadNames().filter((n) => n.startsWith('msgs-')).length,
+    4,
+    'only server a runs (listener, 1 service, writer, fsync)',
+  );
 });
 
 test('a bad config value names the field, the value and what is allowed', () => {

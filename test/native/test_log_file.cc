@@ -1,6 +1,7 @@
 // The log-file component (native/log_file.{h,cc}): new files, appends read
 // back with record::scan, recovery on open (torn tail, corruption, repair,
-// text lines), failed writes and fsyncs, cut_back, rotation by size and age.
+// text lines), failed writes and fsyncs, cut_back, rotation by size and age,
+// the interval sync on a BackgroundSync, retention.
 //
 // System calls fail without any test hook in the product: the binary is
 // linked with -Wl,--wrap=pwrite (and fdatasync, ftruncate, fsync, close,
@@ -10,12 +11,15 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "check.h"
@@ -56,6 +60,29 @@ static void arm(Fault& f, int err, int times = 1, int skip = 0) {
   f.skip = skip;
 }
 
+// A held fdatasync (on the BackgroundSync's thread) waits in the wrapper
+// until released, so a test can act while a sync is in flight.
+static std::mutex g_hold_mu;
+static std::condition_variable g_hold_cv;
+static bool g_hold = false;     // the next fdatasync waits for release_sync()
+static bool g_holding = false;  // one is waiting now
+
+static void hold_sync() {
+  std::lock_guard<std::mutex> lock(g_hold_mu);
+  g_hold = true;
+}
+
+static void wait_until_held() {
+  std::unique_lock<std::mutex> lock(g_hold_mu);
+  g_hold_cv.wait(lock, [] { return g_holding; });
+}
+
+static void release_sync() {
+  std::lock_guard<std::mutex> lock(g_hold_mu);
+  g_hold = false;
+  g_hold_cv.notify_all();
+}
+
 static void disarm() {
   for (Fault* f : {&f_pwrite, &f_fdatasync, &f_ftruncate, &f_fsync, &f_close, &f_unlink}) *f = Fault{};
 }
@@ -78,6 +105,15 @@ ssize_t __wrap_pwrite(int fd, const void* buf, size_t n, off_t off) {
 }
 
 int __wrap_fdatasync(int fd) {
+  {
+    std::unique_lock<std::mutex> lock(g_hold_mu);
+    if (g_hold) {
+      g_holding = true;
+      g_hold_cv.notify_all();
+      g_hold_cv.wait(lock, [] { return !g_hold; });
+      g_holding = false;
+    }
+  }
   if (f_fdatasync.fire()) {
     errno = f_fdatasync.err;
     return -1;
@@ -634,6 +670,111 @@ static void test_cut_back() {
   CHECK_EQ(log.unsynced_records(), 1u);
 }
 
+// ---- the interval sync on a BackgroundSync ----
+
+// Waits (bounded) for the background sync to finish, as the writer does.
+static bool wait_finished(LogFile& log, Notifier& wake) {
+  for (int i = 0; i < 100 && !log.sync_finished(); i++) {
+    wake.prepare_sleep();
+    if (log.sync_finished()) {
+      wake.cancel_sleep();
+      break;
+    }
+    wake.wait(100);
+  }
+  return log.sync_finished();
+}
+
+static void test_background_sync() {
+  std::string path = tmp_path("background.log");
+  Fixture f(path);
+  Notifier wake;
+  BackgroundSync bg(wake);
+  bg.start();
+  LogFile log(f.cfg, f.live, f.events, f.io, &bg);
+  log.open();
+  Bytes a = make_records(1, 2), b = make_records(3, 3), c = make_records(6, 1);
+  CHECK(log.append(a.data(), a.size(), 2));
+  int calls_before = f_fdatasync.calls;
+
+  // In flight: appends go on, a second start waits for the first, nothing
+  // is counted synced yet.
+  hold_sync();
+  log.sync_in_background();
+  wait_until_held();
+  CHECK(log.sync_in_flight());
+  CHECK(!log.sync_finished());
+  CHECK(!log.collect_sync());
+  CHECK(log.append(b.data(), b.size(), 3));
+  log.sync_in_background();
+  CHECK_EQ(log.stats.fsyncs.get(), 0u);
+  release_sync();
+  CHECK(wait_finished(log, wake));
+  CHECK(log.collect_sync());
+  CHECK_EQ(f_fdatasync.calls, calls_before + 1);  // one sync, not two
+  CHECK(!log.sync_in_flight());
+  CHECK(!log.sync_finished());
+  // It covered the records unsynced when it began, not those appended since.
+  CHECK_EQ(log.stats.fsyncs.get(), 1u);
+  CHECK_EQ(log.stats.synced_records.get(), 2u);
+  CHECK_EQ(log.unsynced_records(), 3u);
+  CHECK(!log.collect_sync());
+
+  // A failed one is reported like sync()'s; its records are never counted synced.
+  arm(f_fdatasync, EIO);
+  log.sync_in_background();
+  CHECK(wait_finished(log, wake));
+  CHECK(log.collect_sync());
+  disarm();
+  CHECK_EQ(f.failed(IoOp::kFsync), 1u);
+  CHECK_EQ(log.unsynced_records(), 0u);
+  CHECK_EQ(log.stats.synced_records.get(), 2u);
+  CHECK(f.logged(LogLevel::kError, "cannot fsync " + path +
+                                       ": Input/output error; 3 records written since the last good sync are not known "
+                                       "to be on disk"));
+
+  // sync() waits for one in flight and applies it before its own.
+  CHECK(log.append(c.data(), c.size(), 1));
+  log.sync_in_background();
+  CHECK(log.sync());
+  CHECK(!log.sync_in_flight());
+  CHECK_EQ(log.stats.fsyncs.get(), 3u);
+  CHECK_EQ(log.stats.synced_records.get(), 3u);
+  CHECK_EQ(log.unsynced_records(), 0u);
+  CHECK_EQ(read_file(path), cat(cat(cat(header(), a), b), c));
+}
+
+// Rotation and the destructor close the fd: a sync in flight is waited for
+// first, never left running on a closed (or reused) descriptor.
+static void test_background_sync_and_close() {
+  std::string dir = tmp_path("background-segs");
+  Fixture f(dir, 200);
+  Notifier wake;
+  BackgroundSync bg(wake);
+  bg.start();
+  {
+    LogFile log(f.cfg, f.live, f.events, f.io, &bg);
+    log.open();
+    Bytes a = make_records(1, 2);
+    CHECK(log.append(a.data(), a.size(), 2));
+    hold_sync();
+    log.sync_in_background();
+    wait_until_held();
+    std::thread releaser([] { release_sync(); });
+    log.rotate(3);  // waits for the held sync, then syncs and closes the segment
+    releaser.join();
+    CHECK(!log.sync_in_flight());
+    CHECK_EQ(log.stats.rotations.get(), 1u);
+    CHECK_EQ(log.stats.synced_records.get(), 2u);
+    CHECK_EQ(f_fdatasync.calls >= 2, true);
+    Bytes b = make_records(3, 1);
+    CHECK(log.append(b.data(), b.size(), 1));
+    log.sync_in_background();
+  }  // the destructor waits for that sync before it closes
+  CHECK(!bg.in_flight());
+  CHECK_EQ(f.failed_total(), 0u);
+}
+
 // ---- rotation ----
 
 static void test_rotation_by_size() {
@@ -1134,6 +1275,8 @@ int main() {
   test_failed_append_and_cut();
   test_failed_sync();
   test_cut_back();
+  test_background_sync();
+  test_background_sync_and_close();
   test_rotation_by_size();
   test_rotation_by_age();
   test_rotation_failures();
