@@ -1036,7 +1036,7 @@ function render({ rows, m, loadBefore, loadAfter, secs, idle, plots }) {
     else {
       L.push(
         `CPU seconds used over ${IDLE_MS / 1000} s with no connections (after one short load, so every thread has run), from \`/proc/<pid>/stat\`. ` +
-          'For msgserver, the whole process (a Node process: its own timers and housekeeping included) and, apart, the engine\'s threads (named msgs-*: listener, service threads, writer; `/proc/<pid>/task/*/stat`):',
+          'For msgserver, the whole process (a Node process: its own timers and housekeeping included) and, apart, the engine\'s threads (named msgs-*: listener, service threads, writer, the interval fsync; `/proc/<pid>/task/*/stat`):',
         '',
       );
       for (const x of idle) {

@@ -15,7 +15,13 @@ int datasync(int fd) {
   return 0;
 }
 
-BackgroundSync::~BackgroundSync() {
+void BackgroundSync::start() {
+  stop_ = false;  // no thread yet: nothing else reads it
+  thread_ = std::thread([this] { run(); });
+  set_thread_name(thread_, "msgs-fsync");
+}
+
+void BackgroundSync::stop() {
   if (!thread_.joinable()) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -25,14 +31,16 @@ BackgroundSync::~BackgroundSync() {
   thread_.join();  // run() finishes a sync it was given before it looks at stop_
 }
 
-void BackgroundSync::start() {
-  thread_ = std::thread([this] { run(); });
-  set_thread_name(thread_, "msgs-fsync");
-}
-
 void BackgroundSync::begin(int fd) {
   if (in_flight_) return;
   in_flight_ = true;
+  if (!thread_.joinable()) {  // no thread to wait for: the sync is done when this returns
+    int err = datasync(fd);
+    std::lock_guard<std::mutex> lock(mu_);
+    err_ = err;
+    finished_.store(true, std::memory_order_seq_cst);
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     fd_ = fd;

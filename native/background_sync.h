@@ -24,14 +24,19 @@ int datasync(int fd);
 class BackgroundSync {
  public:
   explicit BackgroundSync(Notifier& done) : done_(done) {}
-  ~BackgroundSync();  // waits for a sync in flight, ends the thread
+  ~BackgroundSync() { stop(); }
   BackgroundSync(const BackgroundSync&) = delete;
   BackgroundSync& operator=(const BackgroundSync&) = delete;
 
   // Owner, before the first begin(): starts the thread (msgs-fsync).
   void start();
+  // Ends the thread once a sync it was given is done (the engine's stop():
+  // no engine thread outlives it). A sync begun after stop() runs on the
+  // caller's thread.
+  void stop();
   // Owner: starts fdatasync(fd) unless one is in flight. The fd must stay
-  // open until the sync is collected (finish() or wait()).
+  // open until the sync is collected (finish() or wait()). Without the
+  // thread (not started, or stopped) it syncs here, before returning.
   void begin(int fd);
   // Owner: a sync was begun and not yet collected.
   bool in_flight() const { return in_flight_; }

@@ -142,7 +142,8 @@ StopReport Engine::stop(uint32_t timeout_ms) {
   report.timed_out = monotonic_ms() > deadline;
   hooks_->shutdown();  // a writer blocked on slow hooks must finish the drain
   writer_->request_stop();
-  writer_->join();
+  writer_->join();  // its drain waited for (and applied) a background sync in flight
+  if (background_sync_) background_sync_->stop();
   running_ = false;
   return report;
 }

@@ -27,6 +27,12 @@ struct alignas(64) LatencyHistogram {
   void record(uint64_t us);
 };
 
+// Durable mode, and fsync 'batch': every flush is synced before its ACKs.
+// Otherwise the interval sync (if any) can run on a BackgroundSync.
+inline bool syncs_each_flush(const Config& cfg) {
+  return cfg.ack_mode == AckMode::kDurable || cfg.file.fsync == FsyncPolicy::kBatch;
+}
+
 // Retention and the disk-space guard run in poll(), between flushes: at most
 // one unlink per pass plus one per rotation since the last pass
 // (LogFile::retention_step), and one statvfs at most
@@ -35,12 +41,6 @@ struct alignas(64) LatencyHistogram {
 // holds the shared queue (SharedQueue::set_hold): the service threads stop
 // reading, exactly as for a full queue, and resume once free space is back
 // above minFreeBytes plus an eighth of it.
-// Durable mode, and fsync 'batch': every flush is synced before its ACKs.
-// Otherwise the interval sync (if any) can run on a BackgroundSync.
-inline bool syncs_each_flush(const Config& cfg) {
-  return cfg.ack_mode == AckMode::kDurable || cfg.file.fsync == FsyncPolicy::kBatch;
-}
-
 class FileSink final : public Sink {
  public:
   static constexpr uint64_t kDiskCheckMs = 100;

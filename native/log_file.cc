@@ -111,7 +111,7 @@ LogFile::LogFile(const FileConfig& cfg, const LiveSettings& live, Events& events
       rotating_(cfg.rotate_bytes > 0 || cfg.rotate_ms > 0) {}
 
 LogFile::~LogFile() {
-  if (background_) background_->wait();  // not on a closed (or reused) fd
+  wait_for_background();  // not on a closed (or reused) fd; its failure is reported
   if (fd_ >= 0) close_fd(fd_, path_);
 }
 

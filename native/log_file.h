@@ -66,7 +66,7 @@ class LogFile {
   // stats.synced_records: whether they reached the disk is not known, and a
   // later fsync that succeeds proves nothing about them (Linux reports a
   // writeback error once; see docs/durability.md). last_sync_ms() stays the
-  // time of the last good sync.
+  // time of the last good sync (for a background one: when it was applied).
   // `answered_failed`: messages the caller answers WRITE_FAILED when this
   // sync fails (a durable flush), for the report.
   // A background sync in flight is waited for first (and applied).

@@ -305,9 +305,9 @@ test('written + interval fsync: a slow sync holds no ACK, and counts only the re
   const done = await waitFor('the slow sync to end', async () => {
     const s = await server.stats();
     return s.fsyncs > s0.fsyncs && s;
-  }, 15_000);
+  }, 8_000);
   assert.ok(done.syncedRecords > 0 && done.syncedRecords <= 20, `${done.syncedRecords} synced: those written when it began`);
-  await waitFor('the next sync to cover the rest', async () => (await server.stats()).syncedRecords === 40, 10_000);
+  await waitFor('the next sync to cover the rest', async () => (await server.stats()).syncedRecords === 40, 6_000);
   assert.equal((await server.stats()).ioErrors.fsync, 0);
 
   await client.close();

@@ -96,6 +96,26 @@ test('20 start/close cycles leave no extra threads or fds; the file continues', 
   assert.equal(v.lastSeq, BigInt(21 * 50), 'sequence numbers continue across restarts');
 });
 
+test('the interval sync has a thread (msgs-fsync) only where it runs: fsync interval, not durable', async () => {
+  const dir = tempDir();
+  const cases: Array<[object, number]> = [
+    [{ file: { path: path.join(dir, 'i.log') } }, 1],
+    [{ file: { path: path.join(dir, 'n.log'), fsync: 'never' } }, 0],
+    [{ file: { path: path.join(dir, 'b.log'), fsync: 'batch' } }, 0],
+    [{ ackMode: 'durable', file: { path: path.join(dir, 'd.log') } }, 0],
+  ];
+  for (const [opts, want] of cases) {
+    const server = new MessageServer({ port: 0, serviceThreads: 1, ...opts });
+    await server.listen();
+    try {
+      assert.equal(threadNames().filter((n) => n === 'msgs-fsync').length, want, JSON.stringify(opts));
+    } finally {
+      await server.close();
+    }
+    assert.equal(threadNames().filter((n) => n.startsWith('msgs-')).length, 0, 'close() ends every engine thread');
+  }
+});
+
 test('listen() errors name the cause: address in use, unopenable file', async (t) => {
   const dir = tempDir();
   const a = new MessageServer({ port: 0, serviceThreads: 1, file: { path: path.join(dir, 'a.log') } });

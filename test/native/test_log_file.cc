@@ -10,7 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <poll.h>
+
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
@@ -66,6 +69,8 @@ static std::mutex g_hold_mu;
 static std::condition_variable g_hold_cv;
 static bool g_hold = false;     // the next fdatasync waits for release_sync()
 static bool g_holding = false;  // one is waiting now
+static int g_held_fd = -1;      // its descriptor
+static bool g_closed_while_held = false;  // close() of that descriptor while it waited
 
 static void hold_sync() {
   std::lock_guard<std::mutex> lock(g_hold_mu);
@@ -109,9 +114,11 @@ int __wrap_fdatasync(int fd) {
     std::unique_lock<std::mutex> lock(g_hold_mu);
     if (g_hold) {
       g_holding = true;
+      g_held_fd = fd;
       g_hold_cv.notify_all();
       g_hold_cv.wait(lock, [] { return !g_hold; });
       g_holding = false;
+      g_held_fd = -1;
     }
   }
   if (f_fdatasync.fire()) {
@@ -140,6 +147,10 @@ int __wrap_fsync(int fd) {
 
 // Like Linux: the descriptor is gone even when close() fails.
 int __wrap_close(int fd) {
+  {
+    std::lock_guard<std::mutex> lock(g_hold_mu);
+    if (g_holding && fd == g_held_fd) g_closed_while_held = true;
+  }
   bool fail = f_close.fire();
   int r = __real_close(fd);
   if (!fail) return r;
@@ -708,8 +719,16 @@ static void test_background_sync() {
   CHECK(log.append(b.data(), b.size(), 3));
   log.sync_in_background();
   CHECK_EQ(log.stats.fsyncs.get(), 0u);
+  // The writer about to sleep (armed, nothing finished): the sync's end must
+  // wake it through its notifier.
+  wake.prepare_sleep();
+  CHECK(!log.sync_finished());
   release_sync();
-  CHECK(wait_finished(log, wake));
+  pollfd p{wake.fd(), POLLIN, 0};
+  CHECK_EQ(poll(&p, 1, 10000), 1);  // signalled (a missing wake-up would time out)
+  wake.drain();
+  wake.cancel_sleep();
+  CHECK(log.sync_finished());
   CHECK(log.collect_sync());
   CHECK_EQ(f_fdatasync.calls, calls_before + 1);  // one sync, not two
   CHECK(!log.sync_in_flight());
@@ -760,9 +779,15 @@ static void test_background_sync_and_close() {
     hold_sync();
     log.sync_in_background();
     wait_until_held();
-    std::thread releaser([] { release_sync(); });
+    std::thread releaser([] {
+      // Not synchronisation: a delay that gives a rotate() that closed the
+      // fd without waiting the time to do it while the sync is held.
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      release_sync();
+    });
     log.rotate(3);  // waits for the held sync, then syncs and closes the segment
     releaser.join();
+    CHECK(!g_closed_while_held);
     CHECK(!log.sync_in_flight());
     CHECK_EQ(log.stats.rotations.get(), 1u);
     CHECK_EQ(log.stats.synced_records.get(), 2u);
@@ -773,6 +798,31 @@ static void test_background_sync_and_close() {
   }  // the destructor waits for that sync before it closes
   CHECK(!bg.in_flight());
   CHECK_EQ(f.failed_total(), 0u);
+}
+
+// Without its thread (never started, or stopped) a BackgroundSync syncs on
+// the caller's thread: nothing waits for a thread that is not there.
+static void test_background_sync_without_thread() {
+  std::string path = tmp_path("background-inline.log");
+  Fixture f(path);
+  Notifier wake;
+  BackgroundSync bg(wake);
+  LogFile log(f.cfg, f.live, f.events, f.io, &bg);
+  log.open();
+  Bytes a = make_records(1, 2);
+  CHECK(log.append(a.data(), a.size(), 2));
+  int calls = f_fdatasync.calls;
+  log.sync_in_background();
+  CHECK_EQ(f_fdatasync.calls, calls + 1);  // done before it returned
+  CHECK(log.sync_finished());
+  CHECK(log.collect_sync());
+  CHECK_EQ(log.stats.synced_records.get(), 2u);
+  bg.start();
+  bg.stop();
+  CHECK(log.append(a.data(), a.size(), 2));
+  log.sync_in_background();
+  CHECK(log.collect_sync());
+  CHECK_EQ(log.stats.synced_records.get(), 4u);
 }
 
 // ---- rotation ----
@@ -1277,6 +1327,7 @@ int main() {
   test_cut_back();
   test_background_sync();
   test_background_sync_and_close();
+  test_background_sync_without_thread();
   test_rotation_by_size();
   test_rotation_by_age();
   test_rotation_failures();
