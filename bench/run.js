@@ -230,7 +230,9 @@ function boundFor(row, fig) {
     'page-cache first touch: every written byte is copied into page-cache pages, and pages the guest has not touched recently are slow to get (about 0.5 GB/s here, against 5+ GB/s into pages just freed)';
   if (row.group === 'jetstream') {
     if (row.kind === 'latency') return 'NATS: each ACK waits for a round trip to nats-server (R3: plus the replication to a second node) and its store; the file write is a small part';
-    return 'NATS: for (c)-(e) nats-server\'s publish acknowledgements (parsing, storing, and for R3 replicating every message on the same 2 cores); (a) and (b): ' + firstTouch;
+    return 'NATS: for (b)-(e) nats-server\'s publish acknowledgements (parsing, storing, and for R3 replicating every message on the same 2 cores; ' +
+      '(b) ACKs after the file, but its publishes waiting for nats-server hold the writer back at jetstream.maxPending); ' +
+      '(a): the file, as in the written rows: msgserver drops its written pages behind it and is bounded by the writer\'s copy and the disk\'s writeback, the written ceiling by ' + firstTouch;
   }
   if (row.ackMode === 'durable') return 'fsync: every ACK waits for an fdatasync of its batch (group commit: one fsync covers many messages)';
   if (row.kind === 'latency') return 'network copy: one loopback round trip per message with a wake-up on each side; for msgserver also the service -> writer -> service thread hops';
@@ -241,7 +243,16 @@ function boundFor(row, fig) {
   }
   if (row.ackMode === 'received') return 'network copy: the loopback copy in and the ACK out; nothing waits for the file';
   const share = wceil && ceil ? wceil.msgsPerSec / ceil.msgsPerSec : NaN;
-  if (Number.isFinite(share) && share < 0.6) return `${firstTouch} (the written ceiling reaches ${pct(share)} of the no-file ceiling)`;
+  if (Number.isFinite(share) && share < 0.6) {
+    const ms = fig.ms;
+    let own = '';
+    if (row.hook) {
+      own = '; msgserver: the Node thread, which turns every message into a JS object for the hook (policy drop: what it cannot take is dropped, not waited for)';
+    } else if (ms && ms.msgsPerSec >= 1.2 * wceil.msgsPerSec) {
+      own = '; msgserver drops its written pages behind it (file.dropCache), so its writes reuse freed pages: it is bounded by the writer\'s copy and the disk\'s writeback (`dd oflag=direct` writes about 1.1 GB/s here)';
+    }
+    return `${firstTouch} (the written ceiling reaches ${pct(share)} of the no-file ceiling)${own}`;
+  }
   if (Number.isFinite(share)) return `network copy and parsing (the written ceiling reaches ${pct(share)} of the no-file ceiling: the file write is not what limits it)`;
   return firstTouch;
 }
@@ -977,10 +988,13 @@ function render({ rows, m, loadBefore, loadAfter, secs, idle, plots }) {
       'The **written ceiling** does exactly that and nothing more, so it, not the no-file ceiling, is the reference for `written` rows.',
     '- **Page-cache first touch.** On a virtual machine, writing into page-cache pages the guest has not touched recently is slow: the hypervisor has to hand the guest fresh memory for every page. ' +
       '`dd` of 2 GB into a new file runs at about 0.5 GB/s this way, against 5.3-5.8 GB/s into pages just freed; freed memory goes back to the host after some 20 s idle. ' +
-      'A pipelined 1 KiB row moves several hundred MB/s, so its file is bounded by this, for msgserver and the written ceiling alike, while the no-file ceiling never pays it. ' +
+      'A pipelined 1 KiB row moves several hundred MB/s, so the written ceiling\'s file is bounded by this (as msgserver\'s is with `file.dropCache: false`), while the no-file ceiling never pays it. ' +
       'Comparing a `written` row with the no-file ceiling therefore mostly measures the VM\'s memory, not the server.',
     '- **The interval fsync.** msgserver runs with its defaults, so `file.fsync` is `\'interval\'`: once a second an `fdatasync` of what was written, on a thread of its own beside the writer (no ACK waits for it). ' +
       'The written ceiling never syncs. At a few hundred MB/s each sync is the disk writing back a second\'s worth of pages, work (and CPU on the same 2 cores) that the ceiling leaves to the kernel after its run.',
+    '- **The page cache.** msgserver also runs with `file.dropCache` (its default): every 4 MiB written, its `msgs-fsync` thread starts their writeback and drops the 4 MiB before from the page cache, and after each interval fsync it drops every page that fsync made clean. ' +
+      'Its log then holds only a few MiB of cache, its writes reuse the pages just freed instead of new ones (so first touch costs it less), and the disk writes the log back during the run. ' +
+      'The written ceiling keeps every page cached and dirty and leaves the writeback to the kernel after its run.',
     '- Each row says in its **bounded by** column which of these limits it: the network copy (loopback copies and wake-ups), page-cache first touch, fsync, connection setup or NATS.',
     '',
   );
@@ -1036,7 +1050,7 @@ function render({ rows, m, loadBefore, loadAfter, secs, idle, plots }) {
     else {
       L.push(
         `CPU seconds used over ${IDLE_MS / 1000} s with no connections (after one short load, so every thread has run), from \`/proc/<pid>/stat\`. ` +
-          'For msgserver, the whole process (a Node process: its own timers and housekeeping included) and, apart, the engine\'s threads (named msgs-*: listener, service threads, writer, the interval fsync; `/proc/<pid>/task/*/stat`):',
+          'For msgserver, the whole process (a Node process: its own timers and housekeeping included) and, apart, the engine\'s threads (named msgs-*: listener, service threads, writer, the interval fsync and cache drops; `/proc/<pid>/task/*/stat`):',
         '',
       );
       for (const x of idle) {

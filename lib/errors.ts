@@ -194,6 +194,7 @@ const IO_SYSCALLS = {
   open: 'open',
   close: 'close',
   delete: 'unlink',
+  writeback: 'sync_file_range',
 } as const;
 
 /**
@@ -205,7 +206,7 @@ const IO_SYSCALLS = {
  */
 export class IoError extends Error {
   readonly code = 'ERR_MSGS_IO';
-  /** The kind of operation: 'write', 'fsync', 'truncate', 'rename', 'dirSync', 'open', 'close', 'delete'. */
+  /** The kind of operation: 'write', 'fsync', 'truncate', 'rename', 'dirSync', 'open', 'close', 'delete', 'writeback'. */
   readonly op: keyof typeof IO_SYSCALLS;
   readonly path: string;
   readonly errno: number;

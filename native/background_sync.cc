@@ -1,5 +1,6 @@
 #include "background_sync.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,6 +16,26 @@ int datasync(int fd) {
   return 0;
 }
 
+int drop_cached(int fd, const CacheDrop& range) {
+  int err = 0;
+  if (range.write_to > range.write_from &&
+      sync_file_range(fd, static_cast<off_t>(range.write_from), static_cast<off_t>(range.write_to - range.write_from),
+                      SYNC_FILE_RANGE_WRITE) != 0) {
+    err = errno;
+  }
+  if (range.drop_to > range.drop_from) {
+    // posix_fadvise returns the error; it does not set errno.
+    int e = posix_fadvise(fd, static_cast<off_t>(range.drop_from), static_cast<off_t>(range.drop_to - range.drop_from),
+                          POSIX_FADV_DONTNEED);
+    if (err == 0) err = e;
+  }
+  return err;
+}
+
+int BackgroundSync::run_job(const Job& job) {
+  return job.drop ? drop_cached(job.fd, job.range) : datasync(job.fd);
+}
+
 void BackgroundSync::start() {
   stop_ = false;  // no thread yet: nothing else reads it
   thread_ = std::thread([this] { run(); });
@@ -28,14 +49,18 @@ void BackgroundSync::stop() {
     stop_ = true;
   }
   cv_.notify_all();
-  thread_.join();  // run() finishes a sync it was given before it looks at stop_
+  thread_.join();  // run() finishes a job it was given before it looks at stop_
 }
 
-void BackgroundSync::begin(int fd) {
+void BackgroundSync::begin(int fd) { begin_job(Job{fd, false, {}}); }
+
+void BackgroundSync::begin_drop(int fd, const CacheDrop& range) { begin_job(Job{fd, true, range}); }
+
+void BackgroundSync::begin_job(const Job& job) {
   if (in_flight_) return;
   in_flight_ = true;
-  if (!thread_.joinable()) {  // no thread to wait for: the sync is done when this returns
-    int err = datasync(fd);
+  if (!thread_.joinable()) {  // no thread to wait for: the job is done when this returns
+    int err = run_job(job);
     std::lock_guard<std::mutex> lock(mu_);
     err_ = err;
     finished_.store(true, std::memory_order_seq_cst);
@@ -43,7 +68,7 @@ void BackgroundSync::begin(int fd) {
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    fd_ = fd;
+    job_ = job;
   }
   cv_.notify_all();
 }
@@ -69,13 +94,13 @@ int BackgroundSync::wait() {
 void BackgroundSync::run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    cv_.wait(lock, [this] { return fd_ >= 0 || stop_; });
-    if (fd_ < 0) return;
-    int fd = fd_;
+    cv_.wait(lock, [this] { return job_.fd >= 0 || stop_; });
+    if (job_.fd < 0) return;
+    Job job = job_;
     lock.unlock();
-    int err = datasync(fd);
+    int err = run_job(job);
     lock.lock();
-    fd_ = -1;
+    job_.fd = -1;
     err_ = err;
     finished_.store(true, std::memory_order_seq_cst);  // seq_cst: see finished()
     cv_.notify_all();  // a wait()

@@ -40,7 +40,8 @@ struct RetentionConfig {
 
 // file: enabled false means JetStream is the only sink; rotate_bytes or
 // rotate_ms > 0 make path a directory of segments; 0 is off for both.
-// min_free_bytes: the disk-space guard (0 = off).
+// min_free_bytes: the disk-space guard (0 = off). drop_cache: written pages
+// leave the page cache behind the writer (background_sync.h).
 #define MSGS_FILE_FIELDS(X)                       \
   X(bool, enabled, "enabled")                     \
   X(std::string, path, "path")                    \
@@ -51,7 +52,8 @@ struct RetentionConfig {
   X(uint32_t, fsync_interval_ms, "fsyncIntervalMs") \
   X(bool, repair, "repair")                       \
   X(RetentionConfig, retention, "retention")      \
-  X(uint64_t, min_free_bytes, "minFreeBytes")
+  X(uint64_t, min_free_bytes, "minFreeBytes")     \
+  X(bool, drop_cache, "dropCache")
 struct FileConfig {
   MSGS_FILE_FIELDS(MSGS_DECLARE_FIELD)
 };

@@ -31,9 +31,9 @@ void Engine::build() {
   // settle statuses while it publishes.
   std::vector<Sink*> sinks;
   if (cfg_.file.enabled) {
-    // The interval sync runs beside the writer; a sync the ACKs wait for
-    // runs on it.
-    if (cfg_.file.fsync == FsyncPolicy::kInterval && !syncs_each_flush(cfg_)) {
+    // The interval sync and the cache drops run beside the writer; a sync
+    // the ACKs wait for runs on it.
+    if ((cfg_.file.fsync == FsyncPolicy::kInterval && !syncs_each_flush(cfg_)) || cfg_.file.drop_cache) {
       background_sync_ = std::make_unique<BackgroundSync>(writer_wake_);
     }
     log_ = std::make_unique<LogFile>(cfg_.file, live_, events_, io_errors_, background_sync_.get());
@@ -142,7 +142,7 @@ StopReport Engine::stop(uint32_t timeout_ms) {
   report.timed_out = monotonic_ms() > deadline;
   hooks_->shutdown();  // a writer blocked on slow hooks must finish the drain
   writer_->request_stop();
-  writer_->join();  // its drain waited for (and applied) a background sync in flight
+  writer_->join();  // its drain waited for (and applied) the background job in flight
   if (background_sync_) background_sync_->stop();
   running_ = false;
   return report;

@@ -115,14 +115,15 @@ int FileSink::poll(uint64_t now_ms) {
 
   // A failure is reported by the log (counted, logged, an error event); the
   // records stay unsynced and the next interval tries again, not sooner.
-  log_.collect_sync();
+  log_.collect_background();
   uint32_t interval = live_.fsync_interval_ms.load(std::memory_order_relaxed);
   if (cfg_.fsync != FsyncPolicy::kInterval || log_.unsynced_records() == 0) return timeout;
   if (next_sync_ms_ == 0) next_sync_ms_ = log_.last_sync_ms() + interval;
   if (now_ms < next_sync_ms_) return sooner(timeout, static_cast<int>(next_sync_ms_ - now_ms));
   // A sync that takes longer than the interval is not doubled up: its end
-  // wakes the writer (has_news()), and the next one starts then.
-  if (log_.sync_in_flight()) return timeout;
+  // wakes the writer (has_news()), and the next one starts then. Behind a
+  // cache drop it is owed, and starts when the drop is collected.
+  if (log_.sync_pending()) return timeout;
   log_.sync_in_background();
   next_sync_ms_ = now_ms + interval;
   return sooner(timeout, static_cast<int>(interval));
@@ -131,7 +132,7 @@ int FileSink::poll(uint64_t now_ms) {
 bool FileSink::has_news() const {
   // seq_cst: this is the writer's re-check after Notifier::prepare_sleep()'s
   // seq_cst store; an acquire load could be ordered before it and miss a wake-up.
-  return news_.load(std::memory_order_seq_cst) || log_.sync_finished();
+  return news_.load(std::memory_order_seq_cst) || log_.background_finished();
 }
 
 void FileSink::archived(const std::string& path) {
@@ -205,7 +206,11 @@ int FileSink::check_disk(uint64_t now_ms) {
 }
 
 // close() always ends with an fdatasync: it covers the last records and any
-// cut-back of failed ones.
-void FileSink::drain() { log_.sync(); }
+// cut-back of failed ones. A cache drop still in flight is applied too, so
+// its failure is in the final stats.
+void FileSink::drain() {
+  log_.sync();
+  log_.wait_for_background();
+}
 
 }  // namespace msgs

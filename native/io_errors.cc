@@ -16,6 +16,7 @@ const char* io_op_name(IoOp op) {
     case IoOp::kOpen: return "open";
     case IoOp::kClose: return "close";
     case IoOp::kDelete: return "delete";
+    case IoOp::kWriteback: return "writeback";
   }
   return "io";
 }
@@ -26,6 +27,7 @@ namespace {
 const char* verb(IoOp op) {
   switch (op) {
     case IoOp::kDirSync: return "sync the directory of";
+    case IoOp::kWriteback: return "drop the cached pages of";
     default: return io_op_name(op);
   }
 }

@@ -1,5 +1,6 @@
 // The one place a failed I/O operation on the log goes. Every failed write,
-// fsync, truncate, rename, directory sync, open and close is counted by kind
+// fsync, truncate, rename, directory sync, open, close, delete and cache
+// drop (writeback) is counted by kind
 // (a stats field and a metric each), logged at most once per interval per
 // kind, and emitted as an error event. On Linux a failed fsync clears the
 // error it reports: a later fsync that succeeds proves nothing about the
@@ -14,10 +15,11 @@
 
 namespace msgs {
 
-enum class IoOp : uint8_t { kWrite, kFsync, kTruncate, kRename, kDirSync, kOpen, kClose, kDelete };
-constexpr int kIoOps = 8;
+enum class IoOp : uint8_t { kWrite, kFsync, kTruncate, kRename, kDirSync, kOpen, kClose, kDelete, kWriteback };
+constexpr int kIoOps = 9;
 
-// "write", "fsync", "truncate", "rename", "dirSync", "open", "close", "delete":
+// "write", "fsync", "truncate", "rename", "dirSync", "open", "close", "delete",
+// "writeback":
 // the stats field and the metric label.
 const char* io_op_name(IoOp op);
 

@@ -97,6 +97,7 @@ int write_header(int fd, IoOp* op) {
 std::string answered(uint64_t records) { return std::to_string(records) + " messages answered WRITE_FAILED"; }
 
 const char kNameAtRisk[] = "its name may not survive a power loss";
+const char kDropFailed[] = "nothing is lost: the pages stay cached, and the next fsync reports whether they reached the disk";
 
 }  // namespace
 
@@ -107,6 +108,7 @@ LogFile::LogFile(const FileConfig& cfg, const LiveSettings& live, Events& events
       events_(events),
       io_(io),
       background_(background),
+      drop_cache_(cfg.drop_cache && background != nullptr),
       text_(cfg.format == FileFormat::kText),
       rotating_(cfg.rotate_bytes > 0 || cfg.rotate_ms > 0) {}
 
@@ -122,6 +124,8 @@ uint64_t LogFile::open() {
     open_file(cfg_.path);
   }
   last_sync_ms_ = segment_opened_ms_ = monotonic_ms();
+  drop_file_cache();  // the recovery scan read the whole file
+  reset_cache_marks();
   return last_seq_;
 }
 
@@ -360,11 +364,58 @@ bool LogFile::append(const uint8_t* data, size_t len, uint64_t records) {
   stats.writes.add();
   stats.records.add(records);
   stats.bytes.add(len);
+  drop_cache_behind();
   return true;
 }
 
+// Starts the next cache drop once a chunk more is written: writeback of what
+// was written since the last one, and the drop of the chunk before, whose
+// writeback that one started (drop_cached()). A job still in flight (a
+// drop, or the interval sync) is not waited for: the next append tries again.
+void LogFile::drop_cache_behind() {
+  if (!drop_cache_ || offset_ - written_back_to_ < kDropChunkBytes) return;
+  collect_background();
+  if (background_->in_flight()) return;
+  CacheDrop range{written_back_to_, offset_, dropped_to_ - dropped_to_ % kDropAlignBytes, written_back_to_};
+  dropped_to_ = written_back_to_;
+  written_back_to_ = offset_;
+  start_drop(range);
+}
+
+void LogFile::start_drop(const CacheDrop& range) {
+  background_drop_ = true;
+  background_->begin_drop(fd_, range);
+}
+
+// The whole file's clean pages: a closed segment (synced, so all of them),
+// or what open()'s recovery scan read.
+void LogFile::drop_file_cache() {
+  if (!drop_cache_) return;
+  if (int err = posix_fadvise(fd_, 0, 0, POSIX_FADV_DONTNEED)) io_.report(IoOp::kWriteback, path_, err, 0, kDropFailed);
+}
+
+// Nothing before offset_ (what open() found, a new file's header) is
+// written back or dropped by the drops to come.
+void LogFile::reset_cache_marks() { written_back_to_ = dropped_to_ = swept_to_ = offset_; }
+
+// After a good background sync every page it covered is clean, so all of
+// them can go, from where the last sweep ended: what the chunk drops left
+// (pages still being written when theirs ran) and the tail written since
+// the last chunk, which an idle log would otherwise keep cached.
+void LogFile::sweep_cache() {
+  if (!drop_cache_ || sync_end_ <= swept_to_) return;
+  CacheDrop range{0, 0, swept_to_ - swept_to_ % kDropAlignBytes, sync_end_};
+  swept_to_ = sync_end_;
+  written_back_to_ = std::max(written_back_to_, sync_end_);
+  dropped_to_ = std::max(dropped_to_, sync_end_);
+  start_drop(range);
+}
+
 bool LogFile::sync(uint64_t answered_failed) {
-  wait_for_background();
+  // A background sync in flight is applied first, so the counts stay in
+  // order; a cache drop in flight goes on beside this one.
+  if (!background_drop_) wait_for_background();
+  sync_owed_ = false;  // this one covers it
   if (int err = datasync(fd_)) {
     sync_failed(err, answered_failed, "");
     return false;
@@ -378,15 +429,34 @@ void LogFile::sync_in_background() {
     sync();
     return;
   }
-  if (background_->in_flight()) return;
+  if (background_->in_flight()) {
+    // Behind a drop, the sync is owed: it starts as soon as the drop is
+    // collected, before any further drop, so a stream of drops cannot hold
+    // it off. A sync in flight is not doubled up.
+    if (background_drop_) sync_owed_ = true;
+    return;
+  }
+  start_background_sync();
+}
+
+void LogFile::start_background_sync() {
+  sync_owed_ = false;
+  sync_end_ = offset_;
   background_records_ = unsynced_records_;
+  background_drop_ = false;
   background_->begin(fd_);
 }
 
-bool LogFile::collect_sync() {
+bool LogFile::collect_background() {
   int err;
   if (!background_ || !background_->finish(&err)) return false;
+  bool synced_ok = !background_drop_ && err == 0;
   settle_background(err);
+  if (sync_owed_) {
+    start_background_sync();
+  } else if (synced_ok) {
+    sweep_cache();
+  }
   return true;
 }
 
@@ -399,6 +469,13 @@ void LogFile::wait_for_background() {
 // Records appended while it ran may be on disk too, but only those it began
 // with are known to be: the rest wait for the next sync.
 void LogFile::settle_background(int err) {
+  if (background_drop_) {
+    background_drop_ = false;
+    // Nothing is lost: the pages stay cached (dirty ones are written back
+    // as usual), and the next fdatasync reports whether they reached the disk.
+    if (err != 0) io_.report(IoOp::kWriteback, path_, err, 0, kDropFailed);
+    return;
+  }
   if (err != 0) return sync_failed(err, 0, "");
   synced(std::min(background_records_, unsynced_records_));  // fewer: a failure in between took them out
 }
@@ -407,6 +484,9 @@ void LogFile::settle_background(int err) {
 // failure itself is counted by IoErrors and the caller.
 void LogFile::cut_back(uint64_t len, uint64_t records) {
   offset_ -= len;
+  written_back_to_ = std::min(written_back_to_, offset_);  // what is written there next gets its own drop
+  dropped_to_ = std::min(dropped_to_, offset_);
+  swept_to_ = std::min(swept_to_, offset_);
   unsynced_records_ -= std::min(unsynced_records_, records);  // a failed sync already took them out
   segment_records_ -= records;
   cut_tail(0, "failed records stay after offset " + std::to_string(offset_) + ", no write until they are cut");
@@ -475,6 +555,7 @@ void LogFile::rotate(uint64_t next_seq) {
   std::string still = "not rotating, still writing " + path_;
   if (tail_dirty_ && !cut_tail(0, still)) return postpone_rotation();
   wait_for_background();  // the segment's fd is about to close
+  sync_owed_ = false;     // the segment's own sync, next, covers it
   if (int err = datasync(fd_)) {
     sync_failed(err, 0, still);
     return postpone_rotation();
@@ -502,10 +583,12 @@ void LogFile::rotate(uint64_t next_seq) {
   std::string closed = path_;
   uint64_t closed_bytes = offset_;
   uint64_t closed_first = segment_first_seq_;
+  drop_file_cache();
   close_fd(fd_, closed);
   fd_ = fd;
   path_ = next;
   offset_ = record::kFileHeaderSize;
+  reset_cache_marks();
   segment_records_ = 0;
   segment_opened_ms_ = monotonic_ms();
   segment_first_seq_ = next_seq;

@@ -5,8 +5,9 @@
 // Knows bytes and records, not batches or ACKs (the file sink adds those),
 // so it can be tested alone (test/native/test_log_file.cc). Every failed
 // system call goes through IoErrors. Used by one thread at a time: the Node
-// thread for open(), then the writer thread (the interval sync runs on a
-// BackgroundSync, but its outcome is applied here, by the writer).
+// thread for open(), then the writer thread (the interval sync and the cache
+// drops run on a BackgroundSync, but their outcomes are applied here, by the
+// writer).
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -34,7 +35,9 @@ class LogFile {
  public:
   // `live`: the retention bounds (file.retention), which can change while
   // the log is open. Read by the writer thread only. `background`: where
-  // sync_in_background() runs its fdatasync (null: on the caller's thread).
+  // sync_in_background() runs its fdatasync (null: on the caller's thread)
+  // and where, with cfg.drop_cache, written pages leave the page cache
+  // (null: they stay).
   LogFile(const FileConfig& cfg, const LiveSettings& live, Events& events, IoErrors& io,
           BackgroundSync* background = nullptr);
   ~LogFile();
@@ -54,8 +57,11 @@ class LogFile {
   // Called once; `cfg` is kept by reference and must outlive this.
   uint64_t open();
 
-  // Appends `len` bytes holding `records` whole records. On failure the file
-  // is cut back to where it was (so it stays valid), the failure is
+  // Appends `len` bytes holding `records` whole records; with cfg.drop_cache,
+  // every kDropChunkBytes written (more while the BackgroundSync is busy)
+  // start a cache drop on it (drop_cached(); a failure is reported as
+  // IoOp::kWriteback, and only the page cache is the worse for it). On
+  // failure the file is cut back to where it was (so it stays valid), the failure is
   // reported with `records` messages answered WRITE_FAILED, and false
   // returned. If that cut fails too (reported), every later append() and
   // rotate() first retries it, and fails while it fails: nothing is written
@@ -69,24 +75,36 @@ class LogFile {
   // time of the last good sync (for a background one: when it was applied).
   // `answered_failed`: messages the caller answers WRITE_FAILED when this
   // sync fails (a durable flush), for the report.
-  // A background sync in flight is waited for first (and applied).
+  // A background sync in flight is waited for first (and applied); a cache
+  // drop in flight is not.
   bool sync(uint64_t answered_failed = 0);
   // The interval sync: starts an fdatasync of what is written so far on the
   // BackgroundSync, unless one is in flight, and returns at once; appends go
-  // on meanwhile. It covers the records unsynced when it began. Its outcome
-  // is applied by collect_sync(), or by sync(), rotate() or the destructor,
-  // which wait for it first (the fd stays open until then). Without a
-  // BackgroundSync: sync().
+  // on meanwhile. It covers the records unsynced when it began. Behind a
+  // cache drop in flight it is owed instead, and collect_background() starts
+  // it when the drop is done, before any further drop. Its outcome is
+  // applied by collect_background(), or by sync(), rotate() or the
+  // destructor, which wait for it first (the fd stays open until then).
+  // Without a BackgroundSync: sync().
   void sync_in_background();
-  // Applies a finished background sync as sync() applies its own: the
-  // records it covered counted synced, or the failure reported. False when
-  // none has finished.
-  bool collect_sync();
-  // A background sync was started and is not applied yet.
-  bool sync_in_flight() const { return background_ && background_->in_flight(); }
-  // Any thread: the background sync in flight has finished (collect_sync()
+  // A background sync is in flight or owed: the next is not due yet.
+  bool sync_pending() const { return sync_owed_ || (background_busy() && !background_drop_); }
+  // Applies a finished background job: a sync as sync() applies its own
+  // (the records it covered counted synced, or the failure reported), a
+  // cache drop's failure reported; then starts an owed sync, or after a
+  // good sync, with cfg.drop_cache, a drop of every page it made clean
+  // (pages a chunk's drop found still being written, and the tail since
+  // the last chunk). False when none has finished.
+  bool collect_background();
+  // Waits for the background job in flight, if any, and applies it (the
+  // drain at stop: its outcome is in the final stats).
+  void wait_for_background();
+  // A background job (sync or cache drop) was started and is not applied
+  // yet; a sync that falls due meanwhile waits for it.
+  bool background_busy() const { return background_ && background_->in_flight(); }
+  // Any thread: the background job in flight has finished (collect_background()
   // has work; the writer's wake-up check).
-  bool sync_finished() const { return background_ && background_->finished(); }
+  bool background_finished() const { return background_ && background_->finished(); }
   // Takes the last `len` bytes (`records` records) back out after their
   // sync failed and they were answered WRITE_FAILED. `stats` keep them:
   // they count what was written.
@@ -134,6 +152,14 @@ class LogFile {
 
   LogFileStats stats;
 
+  // With cfg.drop_cache, a cache drop starts once this much more is written.
+  static constexpr uint64_t kDropChunkBytes = 4 << 20;
+  // The page cache keeps a file in folios of up to 2 MiB, and a drop takes
+  // only the folios wholly inside its range: each drop starts at this
+  // boundary below where the last one ended, so the folio that straddled
+  // it goes too.
+  static constexpr uint64_t kDropAlignBytes = 2 << 20;
+
  private:
   void open_file(const std::string& path);
   void open_segments();
@@ -147,7 +173,12 @@ class LogFile {
   void recovered(const std::string& line, RecoveredEvent&& ev);
   bool cut_tail(uint64_t records, const std::string& consequence);
   void synced(uint64_t records);
-  void wait_for_background();
+  void start_background_sync();
+  void start_drop(const CacheDrop& range);
+  void drop_cache_behind();
+  void sweep_cache();
+  void drop_file_cache();
+  void reset_cache_marks();
   void settle_background(int err);
   void sync_failed(int err, uint64_t answered_failed, const std::string& also);
   void postpone_rotation();
@@ -160,6 +191,13 @@ class LogFile {
   IoErrors& io_;
   BackgroundSync* const background_;
   uint64_t background_records_ = 0;  // unsynced when the background sync in flight began
+  bool background_drop_ = false;     // the job in flight is a cache drop
+  bool sync_owed_ = false;           // an interval sync waits for the drop in flight
+  const bool drop_cache_;            // cfg.drop_cache and a BackgroundSync to do it
+  uint64_t written_back_to_ = 0;     // the active file's writeback started up to here
+  uint64_t dropped_to_ = 0;          // and its pages dropped up to here
+  uint64_t swept_to_ = 0;            // every page up to here dropped after a sync (sweep_cache())
+  uint64_t sync_end_ = 0;            // offset_ when the background sync in flight began
   bool text_;
   bool rotating_;
   std::string dir_;

@@ -127,6 +127,24 @@ test('every server flag has its MSGSERVER_* variable, setting the same option', 
   assert.deepEqual(serverOptionsFromEnv({ MSGSERVER_PORT: ' 12 ', MSGSERVER_REPAIR: 'yes' }, SERVER_ENV_VARS).options, { port: 12, file: { repair: 'yes' } });
 });
 
+test("docs/api.md's flag table has a row for every server flag, naming its variable and option", () => {
+  const doc = fs.readFileSync(path.join(__dirname, '..', 'docs', 'api.md'), 'utf8');
+  const header = '| flag | environment | option |\n|---|---|---|\n';
+  const start = doc.indexOf(header);
+  assert.ok(start >= 0, 'docs/api.md has the flag table');
+  const table = doc.slice(start + header.length).split('\n\n')[0];
+  const rows = new Map<string, string>();
+  for (const m of table.matchAll(/^\| `--([a-z0-9-]+)[^|]*\|([^\n]*)$/gm)) rows.set(m[1], m[2]);
+  assert.equal(table.split('\n').length, SERVER_FLAGS.length, 'one row per flag, and no row for a flag that is gone');
+  for (const f of SERVER_FLAGS) {
+    const row = rows.get(f.flag);
+    assert.ok(row !== undefined, `docs/api.md has no row for --${f.flag}`);
+    assert.ok(row.includes(`\`${envVarFor(f.flag)}\``), `--${f.flag}: the row names ${envVarFor(f.flag)}`);
+    const option = typeof f.path === 'string' ? f.path : f.path.join('.');
+    assert.ok(row.includes(`\`${option}\``), `--${f.flag}: the row names the option ${option}`);
+  }
+});
+
 test('--metrics-port serves valid /metrics whose message counter matches what was sent', T, async () => {
   const d = dir();
   const metricsPort = await freePort();

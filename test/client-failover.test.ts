@@ -44,9 +44,11 @@ test('server A closed mid-stream: the client fails over to B at once, every mess
   const dir = tempDir();
   const fileA = path.join(dir, 'a.log');
   const fileB = path.join(dir, 'b.log');
-  // Durable ACKs (each waits for an fdatasync) and a small server queue keep
-  // frames unread in socket buffers when A closes: those are resent to B.
-  const a = await startServer(fileA, { ackMode: 'durable', file: { path: fileA, fsync: 'batch' } });
+  // One fdatasync per message on A (durable, batches of one) and a small
+  // server queue keep A well behind the client, so frames are unread in its
+  // socket buffers when it closes: those are resent to B. (With group commit
+  // A can keep up, and then nothing is in flight to resend.)
+  const a = await startServer(fileA, { ackMode: 'durable', file: { path: fileA, fsync: 'batch' }, batch: { maxMessages: 1 } });
   const b = await startServer(fileB);
   t.after(() => a.server.close());
   t.after(() => b.server.close());

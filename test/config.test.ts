@@ -33,6 +33,7 @@ test('defaults match the spec', () => {
       repair: false,
       retention: { maxBytes: 0, maxAgeMs: 0, maxSegments: 0, afterArchive: false },
       minFreeBytes: 64 * 1024 * 1024,
+      dropCache: true,
     },
     batch: { maxMessages: 4096, maxBytes: 1048576, maxDelayMs: 0 },
     limits: {

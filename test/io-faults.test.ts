@@ -1,6 +1,6 @@
 // Disk failures, injected from outside the server by the LD_PRELOAD shim
 // test/faults/iofault.c (test/support/faults.ts): failed fdatasync in durable
-// and written mode, a full disk mid-write, a failed sync of a segment being
+// and written mode, a failed cache drop, a full disk mid-write, a failed sync of a segment being
 // closed, a failed directory sync and a failed segment creation. What is
 // proved each time: no OK for a record that did not reach the promised state,
 // the file holds exactly the OK-ACKed records, every failed call is counted
@@ -313,6 +313,44 @@ test('written + interval fsync: a slow sync holds no ACK, and counts only the re
   await client.close();
   assert.equal(await server.stop(), 0);
   assert.deepEqual(await readIds(file), ok([...before, ...during]).map((o) => o.msgId));
+});
+
+test('a failing cache drop (sync_file_range EIO): every message still OK and in the file; reported as writeback, never silent', T, async (t) => {
+  const file = path.join(tempDir(), 'drop.log');
+  // fsync 'never': no interval sync shares the drops' thread, so each 4 MiB starts one.
+  const { server, faults, client } = await start(t, { port: 0, serviceThreads: 1, file: { path: file, fsync: 'never' } });
+  faults.set(`sync_file_range path=${file}$ errno=EIO`);
+  // 14 MB: a drop starts every 4 MiB written.
+  const payload = Buffer.alloc(1000, 'd');
+  const out: Outcome[] = [];
+  const burstStart = Date.now();
+  for (let round = 0; round < 14; round++) {
+    out.push(...(await Promise.all(Array.from({ length: 1000 }, () => send(client, payload)))));
+  }
+  const burstMs = Date.now() - burstStart;
+  assert.equal(ok(out).length, out.length, 'a failed drop answers nothing WRITE_FAILED');
+
+  const failures = await allReported(server, faults, 'writeback', /^sync_file_range EIO /);
+  assert.ok(failures >= 3, `${failures} drops failed`);
+  const err = server.errors().find((e) => e.op === 'writeback')!;
+  assert.equal(err.code, 'ERR_MSGS_IO');
+  assert.equal(err.path, file);
+  assert.equal(err.errno, EIO);
+  assert.equal(err.syscall, 'sync_file_range');
+  assert.equal(err.records, 0);
+  assert.equal(err.message, `cannot drop the cached pages of ${file}: Input/output error`);
+  const lines = errorLines(server, 'drop the cached pages of');
+  assertRateLimited(lines, failures, burstMs, 'writeback');
+  assert.equal(lines[0], `${err.message}; nothing is lost: the pages stay cached, and the next fsync reports whether they reached the disk`);
+  const series = /^msgserver_io_errors_total\{op="writeback"\} (\d+)$/m.exec(await server.metrics());
+  assert.equal(Number(series?.[1]), failures, 'msgserver_io_errors_total{op="writeback"}');
+  const s = await server.stats();
+  assert.equal(s.ioErrors.fsync, 0);
+  assert.equal(s.failedRecords, 0);
+
+  await client.close();
+  assert.equal(await server.stop(), 0);
+  assert.deepEqual(await readIds(file), out.map((o) => o.msgId), 'every message, in order');
 });
 
 test('a full disk mid-write (short pwrite, then ENOSPC): WRITE_FAILED, the file cut back and valid, the server keeps serving', T, async (t) => {

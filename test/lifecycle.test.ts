@@ -96,13 +96,17 @@ test('20 start/close cycles leave no extra threads or fds; the file continues', 
   assert.equal(v.lastSeq, BigInt(21 * 50), 'sequence numbers continue across restarts');
 });
 
-test('the interval sync has a thread (msgs-fsync) only where it runs: fsync interval, not durable', async () => {
+test('the log has a background thread (msgs-fsync) only where it has work: the interval sync outside durable mode, or the cache drops', async () => {
   const dir = tempDir();
+  const keep = { dropCache: false };
   const cases: Array<[object, number]> = [
     [{ file: { path: path.join(dir, 'i.log') } }, 1],
-    [{ file: { path: path.join(dir, 'n.log'), fsync: 'never' } }, 0],
-    [{ file: { path: path.join(dir, 'b.log'), fsync: 'batch' } }, 0],
-    [{ ackMode: 'durable', file: { path: path.join(dir, 'd.log') } }, 0],
+    [{ file: { path: path.join(dir, 'i2.log'), ...keep } }, 1],
+    [{ file: { path: path.join(dir, 'n.log'), fsync: 'never', ...keep } }, 0],
+    [{ file: { path: path.join(dir, 'n2.log'), fsync: 'never' } }, 1],
+    [{ file: { path: path.join(dir, 'b.log'), fsync: 'batch', ...keep } }, 0],
+    [{ ackMode: 'durable', file: { path: path.join(dir, 'd.log'), ...keep } }, 0],
+    [{ ackMode: 'durable', file: { path: path.join(dir, 'd2.log') } }, 1],
   ];
   for (const [opts, want] of cases) {
     const server = new MessageServer({ port: 0, serviceThreads: 1, ...opts });

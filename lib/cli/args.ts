@@ -42,6 +42,7 @@ export const SERVER_FLAGS: readonly ServerFlag[] = [
   { flag: 'fsync-interval-ms', path: ['file', 'fsyncIntervalMs'], kind: 'number', help: 'fsync period for --fsync interval' },
   { flag: 'repair', path: ['file', 'repair'], kind: 'boolean', help: 'start despite corruption before the tail' },
   { flag: 'min-free-bytes', path: ['file', 'minFreeBytes'], kind: 'number', help: 'stop reading below this much free disk (0 = off)' },
+  { flag: 'drop-cache', path: ['file', 'dropCache'], kind: 'switch', help: 'true | false (false: the kernel caches the log like any file)' },
   { flag: 'retention-max-bytes', path: ['file', 'retention', 'maxBytes'], kind: 'number', help: 'delete the oldest segments beyond this many bytes (0 = off)' },
   { flag: 'retention-max-age-ms', path: ['file', 'retention', 'maxAgeMs'], kind: 'number', help: 'delete segments closed longer ago than this (0 = off)' },
   { flag: 'retention-max-segments', path: ['file', 'retention', 'maxSegments'], kind: 'number', help: 'keep at most this many segments (0 = off)' },

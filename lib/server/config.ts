@@ -56,6 +56,18 @@ export interface FileOptions {
    * space is back above it (plus an eighth). 0 = off. Default 64 MiB.
    */
   minFreeBytes?: number;
+  /**
+   * Written records leave the page cache behind the writer: every 4 MiB
+   * written, writeback of them starts and the 4 MiB before are dropped
+   * (sync_file_range, POSIX_FADV_DONTNEED, on the msgs-fsync thread); after
+   * each good interval fsync every page it made clean is dropped, and a
+   * closed segment is dropped whole. The log then neither evicts the
+   * machine's useful cache nor piles up dirty pages until the kernel
+   * throttles writing; readers of the log read it from disk. It promises
+   * nothing about durability (that is `fsync`). false: the kernel caches the
+   * log like any file. Default true.
+   */
+  dropCache?: boolean;
 }
 
 export interface BatchOptions {
@@ -290,6 +302,7 @@ export const DEFAULTS: Readonly<ResolvedConfig> = deepFreeze({
     repair: false,
     retention: { maxBytes: 0, maxAgeMs: 0, maxSegments: 0, afterArchive: false },
     minFreeBytes: 64 * MiB,
+    dropCache: true,
   },
   batch: { maxMessages: 4096, maxBytes: 1 * MiB, maxDelayMs: 0 },
   limits: {
@@ -441,6 +454,7 @@ const SECTION_RULES: Record<'file' | 'batch' | 'limits', Record<string, Rule>> =
     fsyncIntervalMs: int(1, 3_600_000),
     repair: { kind: 'bool' },
     minFreeBytes: int(0, MAX_ROTATE_BYTES),
+    dropCache: { kind: 'bool' },
   },
   batch: {
     maxMessages: int(1, 1_000_000),

@@ -610,7 +610,7 @@ function systemCode(errno: number): string {
   }
 }
 
-const IO_OPS: readonly IoOp[] = ['write', 'fsync', 'truncate', 'rename', 'dirSync', 'open', 'close', 'delete'];
+const IO_OPS: readonly IoOp[] = ['write', 'fsync', 'truncate', 'rename', 'dirSync', 'open', 'close', 'delete', 'writeback'];
 
 /** stats() of a server that never ran: every counter of the engine's stats table at 0. */
 function zeroStats(): ServerStats {

@@ -8,7 +8,7 @@ import type { AckStatus } from '../format/codec';
 export type StatusCounts = Record<keyof typeof AckStatus, number>;
 
 /** The kinds of system call on the log whose failures are counted (stats().ioErrors). */
-export type IoOp = 'write' | 'fsync' | 'truncate' | 'rename' | 'dirSync' | 'open' | 'close' | 'delete';
+export type IoOp = 'write' | 'fsync' | 'truncate' | 'rename' | 'dirSync' | 'open' | 'close' | 'delete' | 'writeback';
 
 export interface ServerStats {
   connections: number;

@@ -20,6 +20,7 @@
  *             write      write, writev
  *             fdatasync  fdatasync
  *             fsync      fsync (also on a directory fd: the directory sync)
+ *             sync_file_range  sync_file_range (the log's cache drops)
  *             ftruncate  ftruncate, ftruncate64
  *             rename     rename, renameat, renameat2 (either path may match)
  *             unlink     unlink, unlinkat
@@ -86,9 +87,13 @@
 #define MAX_PATTERN 512
 #define MAX_CONTROL 65536
 
-enum call { C_PWRITE, C_WRITE, C_FDATASYNC, C_FSYNC, C_FTRUNCATE, C_RENAME, C_UNLINK, C_CLOSE, C_OPEN, C_EPOLL_WAIT, C_CALLS };
+enum call {
+  C_PWRITE, C_WRITE, C_FDATASYNC, C_FSYNC, C_FTRUNCATE, C_RENAME, C_UNLINK, C_CLOSE, C_OPEN, C_EPOLL_WAIT,
+  C_SYNC_FILE_RANGE, C_CALLS
+};
 static const char *const call_names[C_CALLS] = {"pwrite", "write",  "fdatasync", "fsync", "ftruncate",
-                                                "rename", "unlink", "close",     "open",  "epoll_wait"};
+                                                "rename", "unlink", "close",     "open",  "epoll_wait",
+                                                "sync_file_range"};
 
 struct rule {
   enum call call;
@@ -138,6 +143,7 @@ REAL(ssize_t, write, (int, const void *, size_t))
 REAL(ssize_t, writev, (int, const struct iovec *, int))
 REAL(int, fdatasync, (int))
 REAL(int, fsync, (int))
+REAL(int, sync_file_range, (int, off64_t, off64_t, unsigned int))
 REAL(int, ftruncate, (int, off_t))
 REAL(int, ftruncate64, (int, off64_t))
 REAL(int, rename, (const char *, const char *))
@@ -517,6 +523,12 @@ int fsync(int fd) {
   struct effect e;
   if (decide(C_FSYNC, "fsync", fd, NULL, NULL, &e) && before(&e)) return -1;
   return CALL_REAL(fsync, fd);
+}
+
+int sync_file_range(int fd, off64_t off, off64_t n, unsigned int flags) {
+  struct effect e;
+  if (decide(C_SYNC_FILE_RANGE, "sync_file_range", fd, NULL, NULL, &e) && before(&e)) return -1;
+  return CALL_REAL(sync_file_range, fd, off, n, flags);
 }
 
 int ftruncate(int fd, off_t len) {

@@ -1,12 +1,16 @@
 // The log-file component (native/log_file.{h,cc}): new files, appends read
 // back with record::scan, recovery on open (torn tail, corruption, repair,
 // text lines), failed writes and fsyncs, cut_back, rotation by size and age,
-// the interval sync on a BackgroundSync, retention.
+// the interval sync and the cache drops on a BackgroundSync, retention.
 //
 // System calls fail without any test hook in the product: the binary is
 // linked with -Wl,--wrap=pwrite (and fdatasync, ftruncate, fsync, close,
-// unlink), so LogFile's calls land in the __wrap_* functions below, which
+// unlink, sync_file_range, posix_fadvise), so LogFile's calls land in the __wrap_* functions below, which
 // call the real ones unless a test armed a fault.
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/statfs.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -55,7 +60,7 @@ struct Fault {
   }
 };
 
-static Fault f_pwrite, f_fdatasync, f_ftruncate, f_fsync, f_close, f_unlink;
+static Fault f_pwrite, f_fdatasync, f_ftruncate, f_fsync, f_close, f_unlink, f_sync_file_range, f_fadvise;
 
 static void arm(Fault& f, int err, int times = 1, int skip = 0) {
   f.err = err;
@@ -67,14 +72,28 @@ static void arm(Fault& f, int err, int times = 1, int skip = 0) {
 // until released, so a test can act while a sync is in flight.
 static std::mutex g_hold_mu;
 static std::condition_variable g_hold_cv;
-static bool g_hold = false;     // the next fdatasync waits for release_sync()
+static bool g_hold = false;     // the next held call waits for release_sync()
+static bool g_hold_drop = false;  // the held call is sync_file_range, not fdatasync
 static bool g_holding = false;  // one is waiting now
 static int g_held_fd = -1;      // its descriptor
 static bool g_closed_while_held = false;  // close() of that descriptor while it waited
 
-static void hold_sync() {
+static void hold_sync(bool drop = false) {
   std::lock_guard<std::mutex> lock(g_hold_mu);
   g_hold = true;
+  g_hold_drop = drop;
+}
+
+// Holds the calls the hold is for until release_sync().
+static void hold_here(int fd, bool drop) {
+  std::unique_lock<std::mutex> lock(g_hold_mu);
+  if (!g_hold || g_hold_drop != drop) return;
+  g_holding = true;
+  g_held_fd = fd;
+  g_hold_cv.notify_all();
+  g_hold_cv.wait(lock, [] { return !g_hold; });
+  g_holding = false;
+  g_held_fd = -1;
 }
 
 static void wait_until_held() {
@@ -89,7 +108,9 @@ static void release_sync() {
 }
 
 static void disarm() {
-  for (Fault* f : {&f_pwrite, &f_fdatasync, &f_ftruncate, &f_fsync, &f_close, &f_unlink}) *f = Fault{};
+  for (Fault* f : {&f_pwrite, &f_fdatasync, &f_ftruncate, &f_fsync, &f_close, &f_unlink, &f_sync_file_range, &f_fadvise}) {
+    *f = Fault{};
+  }
 }
 
 extern "C" {
@@ -99,6 +120,8 @@ int __real_ftruncate(int fd, off_t len);
 int __real_fsync(int fd);
 int __real_close(int fd);
 int __real_unlink(const char* path);
+int __real_sync_file_range(int fd, off_t off, off_t n, unsigned int flags);
+int __real_posix_fadvise(int fd, off_t off, off_t n, int advice);
 
 ssize_t __wrap_pwrite(int fd, const void* buf, size_t n, off_t off) {
   if (f_pwrite.fire()) {
@@ -110,17 +133,7 @@ ssize_t __wrap_pwrite(int fd, const void* buf, size_t n, off_t off) {
 }
 
 int __wrap_fdatasync(int fd) {
-  {
-    std::unique_lock<std::mutex> lock(g_hold_mu);
-    if (g_hold) {
-      g_holding = true;
-      g_held_fd = fd;
-      g_hold_cv.notify_all();
-      g_hold_cv.wait(lock, [] { return !g_hold; });
-      g_holding = false;
-      g_held_fd = -1;
-    }
-  }
+  hold_here(fd, false);
   if (f_fdatasync.fire()) {
     errno = f_fdatasync.err;
     return -1;
@@ -165,6 +178,21 @@ int __wrap_unlink(const char* path) {
   }
   return __real_unlink(path);
 }
+
+int __wrap_sync_file_range(int fd, off_t off, off_t n, unsigned int flags) {
+  hold_here(fd, true);
+  if (f_sync_file_range.fire()) {
+    errno = f_sync_file_range.err;
+    return -1;
+  }
+  return __real_sync_file_range(fd, off, n, flags);
+}
+
+// Like the real one: returns the error, errno untouched.
+int __wrap_posix_fadvise(int fd, off_t off, off_t n, int advice) {
+  if (f_fadvise.fire()) return f_fadvise.err;
+  return __real_posix_fadvise(fd, off, n, advice);
+}
 }
 
 // ---- helpers ----
@@ -187,7 +215,7 @@ struct Fixture {
 
   explicit Fixture(const std::string& path, uint64_t rotate_bytes = 0, uint64_t rotate_ms = 0)
       : cfg{true, path, FileFormat::kBinary, rotate_bytes, rotate_ms, FsyncPolicy::kInterval, 1000, false,
-            RetentionConfig{0, 0, 0, false}, 0} {}
+            RetentionConfig{0, 0, 0, false}, 0, false} {}
   Fixture(const Fixture&) = delete;
 
   template <class T>
@@ -685,15 +713,15 @@ static void test_cut_back() {
 
 // Waits (bounded) for the background sync to finish, as the writer does.
 static bool wait_finished(LogFile& log, Notifier& wake) {
-  for (int i = 0; i < 100 && !log.sync_finished(); i++) {
+  for (int i = 0; i < 100 && !log.background_finished(); i++) {
     wake.prepare_sleep();
-    if (log.sync_finished()) {
+    if (log.background_finished()) {
       wake.cancel_sleep();
       break;
     }
     wake.wait(100);
   }
-  return log.sync_finished();
+  return log.background_finished();
 }
 
 static void test_background_sync() {
@@ -713,37 +741,37 @@ static void test_background_sync() {
   hold_sync();
   log.sync_in_background();
   wait_until_held();
-  CHECK(log.sync_in_flight());
-  CHECK(!log.sync_finished());
-  CHECK(!log.collect_sync());
+  CHECK(log.background_busy());
+  CHECK(!log.background_finished());
+  CHECK(!log.collect_background());
   CHECK(log.append(b.data(), b.size(), 3));
   log.sync_in_background();
   CHECK_EQ(log.stats.fsyncs.get(), 0u);
   // The writer about to sleep (armed, nothing finished): the sync's end must
   // wake it through its notifier.
   wake.prepare_sleep();
-  CHECK(!log.sync_finished());
+  CHECK(!log.background_finished());
   release_sync();
   pollfd p{wake.fd(), POLLIN, 0};
   CHECK_EQ(poll(&p, 1, 10000), 1);  // signalled (a missing wake-up would time out)
   wake.drain();
   wake.cancel_sleep();
-  CHECK(log.sync_finished());
-  CHECK(log.collect_sync());
+  CHECK(log.background_finished());
+  CHECK(log.collect_background());
   CHECK_EQ(f_fdatasync.calls, calls_before + 1);  // one sync, not two
-  CHECK(!log.sync_in_flight());
-  CHECK(!log.sync_finished());
+  CHECK(!log.background_busy());
+  CHECK(!log.background_finished());
   // It covered the records unsynced when it began, not those appended since.
   CHECK_EQ(log.stats.fsyncs.get(), 1u);
   CHECK_EQ(log.stats.synced_records.get(), 2u);
   CHECK_EQ(log.unsynced_records(), 3u);
-  CHECK(!log.collect_sync());
+  CHECK(!log.collect_background());
 
   // A failed one is reported like sync()'s; its records are never counted synced.
   arm(f_fdatasync, EIO);
   log.sync_in_background();
   CHECK(wait_finished(log, wake));
-  CHECK(log.collect_sync());
+  CHECK(log.collect_background());
   disarm();
   CHECK_EQ(f.failed(IoOp::kFsync), 1u);
   CHECK_EQ(log.unsynced_records(), 0u);
@@ -756,7 +784,7 @@ static void test_background_sync() {
   CHECK(log.append(c.data(), c.size(), 1));
   log.sync_in_background();
   CHECK(log.sync());
-  CHECK(!log.sync_in_flight());
+  CHECK(!log.background_busy());
   CHECK_EQ(log.stats.fsyncs.get(), 3u);
   CHECK_EQ(log.stats.synced_records.get(), 3u);
   CHECK_EQ(log.unsynced_records(), 0u);
@@ -788,7 +816,7 @@ static void test_background_sync_and_close() {
     log.rotate(3);  // waits for the held sync, then syncs and closes the segment
     releaser.join();
     CHECK(!g_closed_while_held);
-    CHECK(!log.sync_in_flight());
+    CHECK(!log.background_busy());
     CHECK_EQ(log.stats.rotations.get(), 1u);
     CHECK_EQ(log.stats.synced_records.get(), 2u);
     CHECK_EQ(f_fdatasync.calls >= 2, true);
@@ -814,15 +842,211 @@ static void test_background_sync_without_thread() {
   int calls = f_fdatasync.calls;
   log.sync_in_background();
   CHECK_EQ(f_fdatasync.calls, calls + 1);  // done before it returned
-  CHECK(log.sync_finished());
-  CHECK(log.collect_sync());
+  CHECK(log.background_finished());
+  CHECK(log.collect_background());
   CHECK_EQ(log.stats.synced_records.get(), 2u);
   bg.start();
   bg.stop();
   CHECK(log.append(a.data(), a.size(), 2));
   log.sync_in_background();
-  CHECK(log.collect_sync());
+  CHECK(log.collect_background());
   CHECK_EQ(log.stats.synced_records.get(), 4u);
+}
+
+// ---- the cache drops (file.dropCache) ----
+
+// Whether the page-cache checks mean anything: on tmpfs the pages are the
+// file, and no drop can take them (set in main()).
+static bool g_cache_checks = true;
+
+// Pages of `path` lying wholly in [from, to) that are in the page cache.
+static size_t cached_pages(const std::string& path, uint64_t from, uint64_t to) {
+  const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE));
+  uint64_t first = (from + page - 1) / page, end = to / page;
+  if (end <= first) return 0;
+  int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) return 0;
+  size_t len = size_t((end - first) * page);
+  void* map = mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, off_t(first * page));  // maps, reads nothing
+  __real_close(fd);
+  if (map == MAP_FAILED) return 0;
+  std::vector<unsigned char> in(end - first);
+  size_t n = 0;
+  if (mincore(map, len, in.data()) == 0) {
+    for (unsigned char c : in) n += c & 1;
+  }
+  munmap(map, len);
+  return n;
+}
+
+// Records just over one drop chunk.
+static Bytes drop_chunk(uint64_t first_seq) {
+  int n = int(LogFile::kDropChunkBytes / record::record_size(1, 1000)) + 1;
+  return make_records(first_seq, n, 1000);
+}
+
+// An open log (drop_cache as given) with its BackgroundSync thread running.
+struct DropFixture {
+  Fixture f;
+  Notifier wake;
+  BackgroundSync bg{wake};
+  LogFile log;
+  DropFixture(const std::string& path, bool drop, uint64_t rotate_bytes = 0)
+      : f(path, rotate_bytes), log((f.cfg.drop_cache = drop, f.cfg), f.live, f.events, f.io, &bg) {
+    bg.start();
+    log.open();
+  }
+};
+
+// Written pages leave the cache one chunk behind the writer: a chunk's
+// writeback starts when it is complete, its pages go with the next one.
+// The log's own sync() makes the pages clean in between, so what the drop
+// leaves is not a matter of the disk's speed. A failed drop is reported and
+// changes nothing else. Without drop_cache the pages stay: the check can fail.
+static void test_drop_cache() {
+  for (bool drop : {false, true}) {
+    std::string path = tmp_path(drop ? "drop.log" : "keep.log");
+    DropFixture d(path, drop);
+    Fixture& f = d.f;
+    Notifier& wake = d.wake;
+    LogFile& log = d.log;
+    int calls = f_sync_file_range.calls;
+    Bytes a = drop_chunk(1);
+    uint64_t n = a.size() / record::record_size(1, 1000);
+    CHECK(log.append(a.data(), a.size(), n));
+    uint64_t end_a = log.size();
+    CHECK_EQ(log.background_busy(), drop);  // the first chunk's writeback began
+    if (drop) CHECK(wait_finished(log, wake));
+    CHECK(log.sync());
+    if (g_cache_checks) CHECK(cached_pages(path, record::kFileHeaderSize, end_a) > 0);  // only its writeback began
+    Bytes b = drop_chunk(1 + n);
+    CHECK(log.append(b.data(), b.size(), n));
+    if (drop) {
+      CHECK(wait_finished(log, wake));
+      CHECK(log.collect_background());
+    }
+    CHECK_EQ(f_sync_file_range.calls, calls + (drop ? 2 : 0));
+    if (g_cache_checks) {
+      // Up to the folio boundary below end_a: the folio that straddles it
+      // goes with the next drop.
+      size_t left = cached_pages(path, 0, end_a - end_a % LogFile::kDropAlignBytes);
+      if (drop) {
+        CHECK_EQ(left, 0u);
+      } else {
+        CHECK(left > 0);
+      }
+      CHECK(cached_pages(path, end_a, log.size()) > 0);  // the last chunk: one behind
+    }
+    CHECK_EQ(f.failed_total(), 0u);
+    CHECK_EQ(log.stats.synced_records.get(), n);  // a drop is no sync
+    CHECK_EQ(log.unsynced_records(), n);
+    if (!drop) continue;
+
+    // A failed drop: reported (counted, logged, an error event), and only
+    // the cache is the worse for it.
+    arm(f_sync_file_range, EIO);
+    Bytes c = drop_chunk(1 + 2 * n);
+    CHECK(log.append(c.data(), c.size(), n));
+    CHECK(wait_finished(log, wake));
+    CHECK(log.collect_background());
+    disarm();
+    CHECK_EQ(f.failed(IoOp::kWriteback), 1u);
+    CHECK_EQ(f.failed_total(), 1u);
+    CHECK(f.logged(LogLevel::kError, "cannot drop the cached pages of " + path +
+                                         ": Input/output error; nothing is lost: the pages stay cached, and the "
+                                         "next fsync reports whether they reached the disk"));
+    CHECK_EQ(log.unsynced_records(), 2 * n);
+    CHECK(log.sync());
+    CHECK_EQ(log.stats.synced_records.get(), 3 * n);
+
+    // sync() goes on beside a drop in flight: a durable flush does not wait
+    // for the drop's disk work too.
+    hold_sync(true);
+    Bytes e = drop_chunk(1 + 3 * n);
+    CHECK(log.append(e.data(), e.size(), n));
+    wait_until_held();
+    auto synced = std::async(std::launch::async, [&log] { return log.sync(); });
+    bool returned = synced.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    CHECK(log.background_busy());
+    release_sync();
+    CHECK(returned);
+    CHECK(synced.get());
+    CHECK_EQ(log.stats.synced_records.get(), 4 * n);
+    CHECK(wait_finished(log, wake));
+    CHECK(log.collect_background());
+    CHECK_EQ(f.failed_total(), 1u);
+    CHECK_EQ(read_file(path).size(), log.size());
+  }
+}
+
+// An interval sync that falls due during a drop is owed, and starts when
+// the drop is collected, before any further drop: a stream of drops cannot
+// hold it off. After it, the sweep drops every page it made clean.
+static void test_drop_cache_owes_sync() {
+  std::string path = tmp_path("drop-owed.log");
+  DropFixture d(path, true);
+  Fixture& f = d.f;
+  Notifier& wake = d.wake;
+  LogFile& log = d.log;
+  int drops = f_sync_file_range.calls, syncs = f_fdatasync.calls;
+  hold_sync(true);
+  Bytes a = drop_chunk(1);
+  uint64_t n = a.size() / record::record_size(1, 1000);
+  CHECK(log.append(a.data(), a.size(), n));
+  wait_until_held();
+  CHECK(!log.sync_pending());
+  log.sync_in_background();
+  CHECK(log.sync_pending());
+  CHECK_EQ(f_fdatasync.calls, syncs);  // owed, not started beside the drop
+  release_sync();
+  CHECK(wait_finished(log, wake));
+  Bytes b = drop_chunk(1 + n);
+  CHECK(log.append(b.data(), b.size(), n));  // collects the drop: the owed sync starts, no new drop
+  uint64_t end_b = log.size();
+  CHECK(log.background_busy());
+  CHECK(wait_finished(log, wake));
+  CHECK(log.collect_background());
+  CHECK_EQ(f_fdatasync.calls, syncs + 1);
+  CHECK_EQ(f_sync_file_range.calls, drops + 1);
+  CHECK_EQ(log.stats.synced_records.get(), 2 * n);
+  CHECK(!log.sync_pending());
+  // The good sync made every page clean: a sweep drops them all, the tail
+  // that no chunk's drop reached included.
+  CHECK(log.background_busy());
+  CHECK(wait_finished(log, wake));
+  CHECK(log.collect_background());
+  if (g_cache_checks) CHECK_EQ(cached_pages(path, 0, end_b - end_b % LogFile::kDropAlignBytes), 0u);
+  Bytes c = drop_chunk(1 + 2 * n);
+  CHECK(log.append(c.data(), c.size(), n));  // the next drop
+  CHECK(wait_finished(log, wake));
+  CHECK(log.collect_background());
+  CHECK_EQ(f_sync_file_range.calls, drops + 2);
+  CHECK_EQ(f.failed_total(), 0u);
+}
+
+// A closed segment is synced, so it leaves the cache whole; a failed drop
+// of it is reported and the rotation goes on.
+static void test_drop_cache_rotation() {
+  std::string dir = tmp_path("drop-segs");
+  DropFixture d(dir, true, 64 << 20);
+  Fixture& f = d.f;
+  LogFile& log = d.log;
+  Bytes a = make_records(1, 100, 1000);
+  CHECK(log.append(a.data(), a.size(), 100));
+  std::string first = log.path();
+  if (g_cache_checks) CHECK(cached_pages(first, 0, log.size()) > 0);
+  log.rotate(101);
+  CHECK_EQ(log.stats.rotations.get(), 1u);
+  if (g_cache_checks) CHECK_EQ(cached_pages(first, 0, fs::file_size(first)), 0u);
+  CHECK(log.append(a.data(), a.size(), 100));
+  std::string second = log.path();
+  arm(f_fadvise, EIO);
+  log.rotate(201);
+  disarm();
+  CHECK_EQ(log.stats.rotations.get(), 2u);
+  CHECK_EQ(f.failed(IoOp::kWriteback), 1u);
+  CHECK(f.logged(LogLevel::kError, "cannot drop the cached pages of " + second + ": Input/output error; nothing is lost"));
+  if (g_cache_checks) CHECK(cached_pages(second, 0, fs::file_size(second)) > 0);
 }
 
 // ---- rotation ----
@@ -1315,6 +1539,11 @@ int main() {
     return 2;
   }
   g_tmp = tmpl;
+  struct statfs sfs;
+  if (statfs(tmpl, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC) {
+    g_cache_checks = false;
+    std::printf("test_log_file: %s is on tmpfs, where no page can be dropped: the page-cache checks are skipped\n", tmpl);
+  }
   test_new_log_and_reopen();
   test_short_writes_and_eintr();
   test_torn_tail();
@@ -1328,6 +1557,9 @@ int main() {
   test_background_sync();
   test_background_sync_and_close();
   test_background_sync_without_thread();
+  test_drop_cache();
+  test_drop_cache_owes_sync();
+  test_drop_cache_rotation();
   test_rotation_by_size();
   test_rotation_by_age();
   test_rotation_failures();

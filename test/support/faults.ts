@@ -105,7 +105,7 @@ export function withFaults(): Faults {
 
 // ---- a server in a child process --------------------------------------------
 
-export type IoOp = 'write' | 'fsync' | 'truncate' | 'rename' | 'dirSync' | 'open' | 'close' | 'delete';
+export type IoOp = 'write' | 'fsync' | 'truncate' | 'rename' | 'dirSync' | 'open' | 'close' | 'delete' | 'writeback';
 
 /** stats() with the per-kind counts of failed system calls on the log. */
 export type FaultStats = ServerStats & { ioErrors: Record<IoOp, number> };

@@ -19,6 +19,10 @@
 //    as leader for ~2 s, then plain /healthz is 503 for ~3 s until a new
 //    leader is elected (~5 s total). So "a leader exists" also requires the
 //    reported leader to be one of the running nodes and all of them to agree.
+//  - After a node's restart every node can report the meta group's
+//    cluster_size one short (2 of 3) for good, while the leader lists every
+//    node as a current replica. So membership is judged from that list, and
+//    cluster_size must only reach a quorum.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -58,6 +62,15 @@ export function natsServerPath(): string | null {
   const own = process.env.NATS_SERVER_BIN;
   if (own) return isExecutable(own) ? own : null;
   return findBinary('nats-server', ['/usr/bin/nats-server']);
+}
+
+/** nats-server's version as [major, minor, patch] (`nats-server --version`), or null when it cannot be read. */
+export function natsServerVersion(): [number, number, number] | null {
+  const bin = natsServerPath();
+  if (bin === null) return null;
+  const out = spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout ?? '';
+  const m = /v(\d+)\.(\d+)\.(\d+)/.exec(out);
+  return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : null;
 }
 
 /** /usr/sbin/haproxy if executable (Debian's location), else a PATH lookup, else null. */
@@ -382,7 +395,8 @@ export async function startNatsCluster(opts: { nodes?: number; name?: string; ti
       const meta = jsz.body?.meta_cluster;
       if (jsz.status !== 200 || !meta) return { ok: false, why: `jsz ${jsz.status} without meta_cluster` };
       if (!meta.leader) return { ok: false, why: 'jsz: no meta leader' };
-      if (meta.cluster_size !== n) return { ok: false, why: `jsz: meta cluster_size ${meta.cluster_size} != ${n}`, leader: meta.leader };
+      const quorum = Math.floor(n / 2) + 1;
+      if (!(meta.cluster_size >= quorum)) return { ok: false, why: `jsz: meta cluster_size ${meta.cluster_size} < ${quorum}`, leader: meta.leader };
       const rz = await getJson(`${base(nd)}/routez`);
       const routesUp = Number(rz.body?.num_routes ?? 0);
       if (routesUp < runningCount - 1) return { ok: false, why: `routez: ${routesUp} routes, want ${runningCount - 1}`, leader: meta.leader };
