@@ -103,7 +103,15 @@ void NatsJetStreamSink::open() {
   held_ = std::vector<Held>(ring_.size());
 
   auto check = [&](natsStatus s, const char* what) {
-    if (s != NATS_OK) throw std::runtime_error(std::string("jetstream: ") + what + ": " + n.natsStatus_GetText(s));
+    if (s == NATS_OK) return;
+    std::string why = n.natsStatus_GetText(s);
+    // A connection libnats closed says why only here: the server's -ERR
+    // (an authorization violation twice in a row, say).
+    const char* last = nullptr;
+    if (nc_ && s == NATS_CONNECTION_CLOSED && n.natsConnection_GetLastError(nc_, &last) != NATS_OK && last && *last) {
+      why += std::string(" (") + last + ")";
+    }
+    throw std::runtime_error(std::string("jetstream: ") + what + ": " + why);
   };
   check(n.natsOptions_Create(&opts_), "cannot create NATS options");
   std::vector<const char*> urls;

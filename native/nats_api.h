@@ -18,7 +18,7 @@
   X(natsOptions_SetMaxPingsOut) X(natsOptions_SetNoRandomize)                                      \
   X(natsOptions_SetSecure) X(natsOptions_LoadCATrustedCertificates) X(natsOptions_LoadCertificatesChain) \
   X(natsOptions_SetUserInfo) X(natsOptions_SetToken) X(natsOptions_SetNKeyFromSeed)                \
-  X(natsOptions_SetUserCredentialsFromFiles) X(nats_GetLastError)                                  \
+  X(natsOptions_SetUserCredentialsFromFiles) X(nats_GetLastError) X(natsConnection_GetLastError)                                  \
   X(natsConnection_Connect) X(natsConnection_Close) X(natsConnection_Destroy)                      \
   X(natsConnection_PublishMsg) X(natsConnection_Subscribe) X(natsConnection_GetConnectedUrl)       \
   X(natsConnection_JetStream) X(natsConnection_FlushTimeout) X(natsConnection_RequestMsg)          \

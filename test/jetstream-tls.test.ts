@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, test } from 'node:test';
-import { nkeys } from 'nats';
+import { connect, credsAuthenticator, nkeys } from 'nats';
 
 import { MessageClient, MessageServer, type LogEntry, type ServerOptions } from '../dist/index';
 import { readStream, type ReadStreamOptions } from '../dist/read/stream-reader';
@@ -54,7 +54,7 @@ async function natsWith(name: string, extra: string[]): Promise<number> {
   const conf = path.join(dir, `${name}.conf`);
   const log = path.join(dir, `${name}.log`);
   fs.writeFileSync(conf, [`listen: "127.0.0.1:${port}"`, `jetstream { store_dir: ${JSON.stringify(path.join(dir, name))} }`, ...extra].join('\n') + '\n');
-  const proc = spawn(BIN!, ['-c', conf, '-l', log], { stdio: 'ignore', env: { ...process.env, LD_PRELOAD: '' } });
+  const proc = spawn(BIN!, ['-c', conf, '-D', '-l', log], { stdio: 'ignore', env: { ...process.env, LD_PRELOAD: '' } });
   procs.push(proc);
   const deadline = Date.now() + 15_000;
   for (;;) {
@@ -70,20 +70,26 @@ async function natsWith(name: string, extra: string[]): Promise<number> {
  * fails the test with the sink's counters, msgserver's log and the end of
  * nats-server `name`'s log (natsWith's), and the caller's finally still
  * closes the server (an unbounded wait would leave it, and the test file's
- * process, running).
+ * process, running). A listen() that fails reports the same logs.
  */
 async function listenReady(name: string, server: MessageServer, logs: LogEntry[], ms: number): Promise<{ port: number }> {
+  const report = () => {
+    const lines = logs.map((e) => `${e.level}: ${e.message}`).join('\n');
+    const natsLog = path.join(dir, `${name}.log`);
+    const tail = fs.existsSync(natsLog) ? fs.readFileSync(natsLog, 'utf8').split('\n').slice(-40).join('\n') : '(none)';
+    return `sink ${JSON.stringify(server.stats().jetstream)}\nlog:\n${lines}\nnats-server ${name}'s log, last lines:\n${tail}`;
+  };
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const lines = logs.map((e) => `${e.level}: ${e.message}`).join('\n');
-      const natsLog = path.join(dir, `${name}.log`);
-      const tail = fs.existsSync(natsLog) ? fs.readFileSync(natsLog, 'utf8').split('\n').slice(-40).join('\n') : '(none)';
-      reject(new Error(`the JetStream sink was not ready after ${ms} ms; sink ${JSON.stringify(server.stats().jetstream)}\nlog:\n${lines}\nnats-server ${name}'s log, last lines:\n${tail}`));
-    }, ms);
+    timer = setTimeout(() => reject(new Error(`the JetStream sink was not ready after ${ms} ms; ${report()}`)), ms);
   });
   try {
-    return await Promise.race([server.listen({ waitForSink: true }), expired]);
+    return await Promise.race([
+      server.listen({ waitForSink: true }).catch((err: Error) => {
+        throw new Error(`listen() failed: ${err.message}; ${report()}`, { cause: err });
+      }),
+      expired,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -257,5 +263,28 @@ test('a .creds file (operator mode, JetStream enabled for the account): ACKed OK
     `system_account: ${sys.getPublicKey()}`,
     `resolver_preload: { ${acct.getPublicKey()}: ${acctJwt}, ${sys.getPublicKey()}: ${sysJwt} }`,
   ]);
+  await credsAccepted(`nats://127.0.0.1:${port}`, creds, 15_000);
   await roundTrip('creds', `nats://127.0.0.1:${port}`, { credsFile: creds }, { credsFile: creds });
 });
+
+/**
+ * Resolves once nats-server accepts a connection with these credentials.
+ * "Server is ready" says less in operator mode: nats-server looks the
+ * account up, and enables its JetStream, on first use; a connection refused
+ * then twice in a row with the same authorization error is closed for good
+ * by libnats, and listen() fails with ERR_MSGS_START naming the error. This
+ * test is about msgserver with a server that takes the creds.
+ */
+async function credsAccepted(url: string, credsFile: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      const nc = await connect({ servers: url, authenticator: credsAuthenticator(fs.readFileSync(credsFile)), timeout: 2000, reconnect: false });
+      await nc.close();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`nats-server at ${url} never accepted the creds: ${String(err)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
