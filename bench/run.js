@@ -31,6 +31,7 @@
 //   node bench/run.js [--quick] [--runs n] [--duration-ms ms] [--only regex] [--out file]
 //        [--load-threads 1|2|auto] [--burst-connections n] [--idle-ms ms]
 //        [--label name] [--addon-before path] [--compare label=path ...]
+//        [--compare-options label=json ...]
 //
 // --only matches a row's id or title (e.g. --only jetstream; --only idle
 // for the idle measurement alone, which runs when --only is absent or matches
@@ -48,6 +49,10 @@
 // with it too, each into a stream of its own on the same NATS deployment.
 // --compare <label>=<path> (repeatable) does the same for more addons, each
 // named "msgserver (<label>)"; --addon-before <path> is --compare before=<path>.
+// --compare-options <label>=<json> (repeatable) runs this build beside itself
+// with the JSON merged into msgserver's options ("file" merged into the
+// file options), e.g. 'page cache kept={"file":{"dropCache":false}}': the
+// before/after pair of an optimisation that is a setting.
 'use strict';
 const { spawnSync, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -84,6 +89,7 @@ const { values: opt } = parseArgs({
     label: { type: 'string' },
     'addon-before': { type: 'string' },
     compare: { type: 'string', multiple: true },
+    'compare-options': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -458,12 +464,34 @@ async function stopNats() {
 
 const SERVER_NAMES = { ms: 'msgserver', wceil: 'written ceiling', ceil: 'no-file ceiling', node: 'Node baseline', pub1: 'direct publisher R1', pub3: 'direct publisher R3' };
 const MS_LABEL = opt.label ? `msgserver (${opt.label})` : 'msgserver';
-// Other builds of the addon run beside msgserver in the plain rows: [{key, label, path}].
-const COMPARE = [...(opt['addon-before'] ? [`before=${opt['addon-before']}`] : []), ...(opt.compare || [])].map((c, i) => {
-  const eq = c.indexOf('=');
-  if (eq < 1) throw new Error(`--compare ${c}: expected <label>=<path to msgserver.node>`);
-  return { key: i === 0 && opt['addon-before'] ? 'before' : `cmp${i}`, label: c.slice(0, eq), path: path.resolve(c.slice(eq + 1)) };
-});
+// Other builds of the addon, or this one with other options, run beside
+// msgserver: [{key, label, path, opts}] (path null: this build; opts: merged
+// into msgserver's options by withCompared()).
+const COMPARE = [
+  ...[...(opt['addon-before'] ? [`before=${opt['addon-before']}`] : []), ...(opt.compare || [])].map((c) => {
+    const eq = c.indexOf('=');
+    if (eq < 1) throw new Error(`--compare ${c}: expected <label>=<path to msgserver.node>`);
+    return { label: c.slice(0, eq), path: path.resolve(c.slice(eq + 1)), opts: {} };
+  }),
+  ...(opt['compare-options'] || []).map((c) => {
+    const eq = c.indexOf('=');
+    let opts;
+    try {
+      opts = eq > 0 ? JSON.parse(c.slice(eq + 1)) : null;
+    } catch {
+      opts = null;
+    }
+    if (!opts || typeof opts !== 'object' || Array.isArray(opts)) throw new Error(`--compare-options ${c}: expected <label>=<JSON object of msgserver options>`);
+    return { label: c.slice(0, eq), path: null, opts };
+  }),
+].map((c, i) => ({ ...c, key: i === 0 && opt['addon-before'] ? 'before' : `cmp${i}` }));
+
+// msgserver's options o for the compared build or options c, its log at logPath.
+function withCompared(o, c, logPath) {
+  const file = o.file && o.file.enabled === false ? o.file : { ...o.file, ...(c.opts.file || {}), path: logPath };
+  return { ...o, ...c.opts, file };
+}
+const comparedEnv = (c) => (c.path ? { MSGSERVER_ADDON: c.path } : undefined);
 
 function msgserverProc(name, o, env) {
   return new ServerProc(name, [process.execPath, 'bench/msgserver-host.js', JSON.stringify(o)], { cwd: ROOT, env });
@@ -495,10 +523,10 @@ async function rowServers(row, dir) {
       // configurations that have a target, each with a stream of its own.
       if (!JS_COMPARED.includes(k)) continue;
       for (const c of COMPARE) {
-        const oc = { ...o, file: v.noFile ? o.file : { path: path.join(dir, `msgserver-${k}-${c.key}.log`) } };
+        const oc = withCompared(o, c, path.join(dir, `msgserver-${k}-${c.key}.log`));
         if (dep) oc.jetstream = { ...o.jetstream, stream: `${o.jetstream.stream}-${c.key}`, subjectPrefix: `${o.jetstream.subjectPrefix}-${c.key}` };
         const key = `${k}@${c.key}`;
-        servers.push({ key, name: `${v.label} [${c.label}]`, ms: true, nats: dep, proc: msgserverProc(`ms (${k}) ${c.label}`.slice(0, 14), oc, { MSGSERVER_ADDON: c.path }) });
+        servers.push({ key, name: `${v.label} [${c.label}]`, ms: true, nats: dep, proc: msgserverProc(`ms (${k}) ${c.label}`.slice(0, 14), oc, comparedEnv(c)) });
       }
     }
     if (!publisherSkip) {
@@ -514,8 +542,8 @@ async function rowServers(row, dir) {
     if (big.length) msOpts.limits = { maxConnections: 20000 };
     servers.push({ key: 'ms', name: MS_LABEL, ms: true, proc: msgserverProc('msgserver', msOpts) });
     for (const c of COMPARE) {
-      const o = { ...msOpts, file: { path: path.join(dir, `msgserver-${c.key}.log`) } };
-      servers.push({ key: c.key, name: `msgserver (${c.label})`, ms: true, proc: msgserverProc(`ms ${c.label}`.slice(0, 14), o, { MSGSERVER_ADDON: c.path }) });
+      const o = withCompared(msOpts, c, path.join(dir, `msgserver-${c.key}.log`));
+      servers.push({ key: c.key, name: `msgserver (${c.label})`, ms: true, proc: msgserverProc(`ms ${c.label}`.slice(0, 14), o, comparedEnv(c)) });
     }
   }
   const baselines = row.baselines || ['wceil', 'ceil', 'node'];
@@ -708,8 +736,8 @@ async function measureIdle(tmp) {
     { key: 'wceil', name: SERVER_NAMES.wceil, proc: ceilingProc(row, dir, true, []) },
   ];
   for (const c of COMPARE) {
-    const o = { port: 0, file: { path: path.join(dir, `msgserver-${c.key}.log`) } };
-    procs.push({ key: c.key, name: `msgserver (${c.label})`, proc: msgserverProc(`ms ${c.label}`.slice(0, 14), o, { MSGSERVER_ADDON: c.path }) });
+    const o = withCompared({ port: 0, file: {} }, c, path.join(dir, `msgserver-${c.key}.log`));
+    procs.push({ key: c.key, name: `msgserver (${c.label})`, proc: msgserverProc(`ms ${c.label}`.slice(0, 14), o, comparedEnv(c)) });
   }
   try {
     await Promise.all(procs.map((p) => p.proc.start()));
@@ -967,6 +995,33 @@ function summaryTable(recs) {
   return lines;
 }
 
+// What a compared build or option set is, for the method.
+function comparedWhat(c) {
+  return c.path ? `the addon ${path.relative(ROOT, c.path) || c.path}` : `this build with the options ${JSON.stringify(c.opts)}`;
+}
+
+// The before/after pairs: msgserver against each compared build or option
+// set, measured in the same row (the per-row tables have the runs).
+function pairsTable(recs) {
+  const head = `| row | ${MS_LABEL} | ${COMPARE.map((c) => `msgserver (${c.label})`).join(' | ')} | ${COMPARE.map((c) => `${MS_LABEL} / (${c.label})`).join(' | ')} | CPU s per million msgs (${[MS_LABEL, ...COMPARE.map((c) => c.label)].join(' / ')}) |`;
+  const L = [head, `|${'---|'.repeat(2 + 2 * COMPARE.length + 1)}`];
+  for (const rec of recs) {
+    const { row, fig } = rec;
+    if (!fig.ms) continue;
+    const vs = COMPARE.map((c) => {
+      const f = fig[c.key];
+      if (!f) return 'n/a';
+      const r = fmtRatio(row, ratio(row, fig.ms, f), true);
+      return row.kind === 'latency' ? `${r}, ${(fig.ms.p99 / f.p99).toFixed(2)}x p99` : r;
+    });
+    L.push(
+      `| ${row.title} | ${headline(row, fig.ms)} | ${COMPARE.map((c) => headline(row, fig[c.key])).join(' | ')} | ${vs.join(' | ')} | ` +
+        `${['ms', ...COMPARE.map((c) => c.key)].map((k) => cpuCell(fig[k])).join(' / ')} |`,
+    );
+  }
+  return L;
+}
+
 function render({ rows, m, loadBefore, loadAfter, secs, idle, plots }) {
   const L = [];
   const la = (l) => l.map((x) => x.toFixed(2)).join(' ');
@@ -1044,6 +1099,17 @@ function render({ rows, m, loadBefore, loadAfter, secs, idle, plots }) {
   const plain = rows.filter((r) => !r.row.group);
   const grouped = rows.filter((r) => r.row.group);
   if (plain.length) L.push('## Summary', '', ...summaryTable(plain), '');
+  if (plain.length && COMPARE.length) {
+    L.push(
+      '## Before/after pairs',
+      '',
+      'Beside msgserver, in the same runs, interleaved: ' + COMPARE.map((c) => `**msgserver (${c.label})**, ${comparedWhat(c)}`).join('; ') + '. ' +
+        'Throughput rows give msgserver / the other (above 1x: msgserver is faster); latency and burst rows msgserver\'s p50 (p99) or time / the other\'s (below 1x: msgserver is faster).',
+      '',
+      ...pairsTable(plain),
+      '',
+    );
+  }
   if (idle) {
     L.push('## Idle', '');
     if (idle.error) L.push(`Failed: ${idle.error}`, '');
